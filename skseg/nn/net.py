@@ -1,0 +1,84 @@
+"""The skorch ``NeuralNet`` that trains a :class:`~skseg.nn.siamese.SiameseModule`.
+
+skorch supplies the training loop, callbacks, history, device handling and
+CUDA-safe pickling. This subclass changes only what pairs need: batches of
+unique images with the pairs among them (:class:`PairBatches`), a loss over
+those pairs, and embedding of a bank of images.
+"""
+
+import numpy as np
+import torch
+from skorch import NeuralNet
+from skorch.callbacks import Callback
+
+from .batching import PairBatches
+
+
+class PairUsage(Callback):
+    """Records, per epoch, labelled pairs scored per image forward.
+
+    Shown as ``pairs/img`` in the epoch table: a naive Siamese loop runs two
+    forwards per pair, i.e. 0.5 pairs per image forward.
+    """
+
+    def on_batch_end(self, net, batch=None, training=None, **kwargs):
+        if training:
+            net.history.record_batch("train_pairs", int(batch[1]["pairs"].shape[0]))
+
+    def on_epoch_end(self, net, **kwargs):
+        batches = net.history[-1]["batches"]
+        pairs = sum(b.get("train_pairs", 0) for b in batches)
+        images = sum(b.get("train_batch_size", 0) for b in batches)
+        net.history.record("pairs/img", pairs / max(images, 1))
+
+
+class SiameseNet(NeuralNet):
+    """skorch net over a :class:`~skseg.nn.batching.PairDataset`.
+
+    Extra parameters (beyond :class:`skorch.NeuralNet`'s):
+
+    random_state : int, optional
+        Seed of the batch arrangement.
+    """
+
+    def __init__(self, *args, random_state=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.random_state = random_state
+
+    def get_default_callbacks(self):
+        return [*super().get_default_callbacks(), ("pair_usage", PairUsage())]
+
+    def get_iterator(self, dataset, training=False):
+        return PairBatches(
+            dataset, self.batch_size, shuffle=training, random_state=self.random_state
+        )
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        pairs, target = y_true["pairs"], y_true["target"]
+        distance = self.module_.pair_distance(y_pred[pairs[:, 0]], y_pred[pairs[:, 1]])
+        return self.criterion_(distance, target, pairs)
+
+    def embed(self, images, batch_size=None):
+        """Embeddings of a uint8 image bank ``(n, H, W)``, as a tensor on ``self.device``."""
+        batch_size = batch_size or max(self.batch_size, 256)
+        self.module_.eval()
+        chunks = []
+        with torch.inference_mode():
+            for start in range(0, len(images), batch_size):
+                chunk = torch.as_tensor(images[start : start + batch_size]).to(self.device)
+                chunks.append(self.module_(chunk))
+        if not chunks:
+            return torch.empty((0, 0), device=self.device)
+        return torch.cat(chunks)
+
+    def pair_distances(self, embeddings, pairs, batch_size=65536):
+        """Distances of index pairs ``(m, 2)`` into ``embeddings``, as a float64 numpy array."""
+        pairs = torch.as_tensor(np.asarray(pairs, dtype=np.int64), device=embeddings.device)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, len(pairs), batch_size):
+                p = pairs[start : start + batch_size]
+                out.append(self.module_.pair_distance(embeddings[p[:, 0]], embeddings[p[:, 1]]))
+        if not out:
+            return np.empty(0)
+        return torch.cat(out).double().cpu().numpy()

@@ -1,0 +1,105 @@
+"""The Siamese module: a shared backbone, pixel normalisation, augmentation,
+and the pair distance (or the binary head of the ``"bce"`` loss)."""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .backbones import BACKBONES
+
+#: Pair distances known by name to :class:`~skseg.SiameseVerifier`.
+DISTANCES = ("euclidean", "cosine", "l1")
+
+
+def random_affine(images, max_degrees=3.0, max_scale=0.05, max_shift=0.04, generator=None):
+    """A small random affine jitter of each image, drawn per image, on its device.
+
+    torchvision's ``RandomAffine`` draws one transform for a whole batch; here
+    every canvas gets its own rotation, scale and shift, in one
+    ``grid_sample`` call. The border fills with 0, the background value.
+    """
+    n = images.shape[0]
+    device, dtype = images.device, images.dtype
+
+    def uniform(bound):
+        u = torch.rand(n, device=device, dtype=dtype, generator=generator)
+        return (2 * u - 1) * bound
+
+    angle = uniform(math.radians(max_degrees))
+    scale = 1 + uniform(max_scale)
+    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    theta = torch.stack(
+        [
+            torch.stack([cos, -sin, uniform(2 * max_shift)], dim=1),
+            torch.stack([sin, cos, uniform(2 * max_shift)], dim=1),
+        ],
+        dim=1,
+    )
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
+
+
+class SiameseModule(nn.Module):
+    """Embeds uint8 canvases and measures the distance between embeddings.
+
+    Parameters
+    ----------
+    backbone : str or type
+        ``"compact"``, ``"signet"``, or a ``torch.nn.Module`` class called as
+        ``backbone(embedding_dim=embedding_dim, **backbone_kwargs)``.
+    embedding_dim : int
+        Size of the embedding.
+    distance : {"euclidean", "cosine", "l1"}
+        How two embeddings are compared, when ``head`` is False.
+    normalize : bool
+        L2-normalise the embeddings (distances then live in [0, 2]).
+    head : bool
+        Compare pairs with a learned linear head on ``|e1 - e2|`` instead of a
+        fixed distance; the distance reported is then ``-logit``.
+    augment : bool
+        Apply :func:`random_affine` to training batches.
+    backbone_kwargs : dict, optional
+        Extra keyword arguments for the backbone.
+    """
+
+    def __init__(
+        self,
+        backbone="compact",
+        embedding_dim=128,
+        distance="euclidean",
+        normalize=True,
+        head=False,
+        augment=False,
+        backbone_kwargs=None,
+    ):
+        super().__init__()
+        backbone_cls = BACKBONES[backbone] if isinstance(backbone, str) else backbone
+        self.backbone = backbone_cls(embedding_dim=embedding_dim, **(backbone_kwargs or {}))
+        self.distance = distance
+        self.normalize = normalize
+        self.augment = augment
+        self.head = nn.Linear(embedding_dim, 1) if head else None
+
+    def forward(self, images):
+        """Embeddings ``(n, embedding_dim)`` of uint8 canvases ``(n, H, W)``."""
+        x = images.unsqueeze(1).to(torch.float32).div_(255.0)
+        if self.training and self.augment:
+            x = random_affine(x)
+        x = x.contiguous(memory_format=torch.channels_last)
+        embedding = self.backbone(x).float()
+        if self.normalize:
+            embedding = F.normalize(embedding, dim=1)
+        return embedding
+
+    def pair_distance(self, e1, e2):
+        """Distance of each row of ``e1`` to the same row of ``e2`` (higher = less alike)."""
+        if self.head is not None:
+            return -self.head(torch.abs(e1 - e2)).squeeze(1)
+        if self.distance == "euclidean":
+            # The epsilon keeps the gradient finite for identical embeddings.
+            return torch.sqrt(torch.sum((e1 - e2) ** 2, dim=1) + 1e-12)
+        if self.distance == "l1":
+            return torch.sum(torch.abs(e1 - e2), dim=1)
+        return 1 - F.cosine_similarity(e1, e2, dim=1)

@@ -1,0 +1,530 @@
+"""SiameseVerifier: a Siamese network as a scikit-learn binary classifier."""
+
+import warnings
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+from scipy.special import expit
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import GroupShuffleSplit, StratifiedShuffleSplit
+from sklearn.utils import check_random_state, column_or_1d
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
+from skorch.callbacks import ProgressBar
+from skorch.helper import predefined_split
+
+from ._pairs import pairs_to_bank, to_canvases
+from .nn import BACKBONES, DISTANCES, LOSSES, PairDataset, SiameseModule, SiameseNet
+from .nn.batching import image_clusters
+from .threshold import STRATEGIES, choose_threshold, equal_error_rate_from_roc, roc_curve
+
+#: Prefixes of nested skorch settings that SiameseVerifier passes through.
+SKORCH_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__")
+
+
+class SiameseVerifier(ClassifierMixin, BaseEstimator):
+    """Verify signature pairs with a Siamese network, trained through skorch.
+
+    Input is pairs of canvases, ``(n_pairs, 2, H, W)``: the first image of a
+    pair is the reference (a genuine signature of the claimed writer), the
+    second the questioned signature. uint8 with ink high and background 0, as
+    :class:`~skseg.SignaturePreprocessor` makes them; floats in [0, 1] are
+    quantised to 8 bits.
+
+    Both images go through one shared network (the *backbone*) to embeddings;
+    a pair's distance is compared to a threshold chosen on held-out pairs.
+    Training and prediction work on the *unique* images of all pairs: each is
+    embedded once per epoch (or once per prediction), and batches of images are
+    trained with every labelled pair among them.
+
+    Labels: exactly two classes; ``classes_[1]`` (the larger label: 1 in
+    {0, 1}, ``"genuine"`` in {"forged", "genuine"}) means "same writer,
+    genuine"; :meth:`decision_function`, ``predict_proba[:, 1]`` and ROC
+    scorers treat it as the positive class.
+
+    Parameters
+    ----------
+    backbone : {"compact", "signet"} or torch.nn.Module class, default="compact"
+        The embedding network. ``"compact"``: :class:`~skseg.nn.CompactNet`, a
+        small network that trains in minutes on a 2-core CPU. ``"signet"``:
+        :class:`~skseg.nn.SigNet` as its authors released it. A class is called
+        as ``backbone(embedding_dim=embedding_dim)`` and must map
+        ``(batch, 1, H, W)`` floats to ``(batch, embedding_dim)``; its other
+        arguments are reachable as ``module__backbone_kwargs``.
+    embedding_dim : int, default=128
+        Size of the embedding.
+    loss : {"contrastive", "triplet", "bce"}, default="contrastive"
+        ``"contrastive"``: SigNet's contrastive loss. ``"triplet"``: triplets
+        (anchor, genuine partner, forged partner) mined from the labelled pairs
+        of each batch. ``"bce"``: a linear head on ``|e1 - e2|`` trained with
+        binary cross-entropy (``distance`` is then not used).
+    margin : float, default=1.0
+        Margin of the contrastive and triplet losses, in units of
+        ``distance``; must be > 0.
+    pos_weight, neg_weight : float, default=1.0
+        Weights of genuine and forged pairs in the contrastive loss.
+    distance : {"euclidean", "cosine", "l1"}, default="euclidean"
+        How two embeddings are compared.
+    normalize : bool, default=True
+        L2-normalise embeddings (so euclidean distances lie in [0, 2] and a
+        margin means the same for any backbone). The triplet loss always
+        normalises.
+    optimizer : torch.optim.Optimizer class, default=torch.optim.AdamW
+        Its other settings are reachable as ``optimizer__<name>``, e.g.
+        ``optimizer__weight_decay``.
+    lr : float, default=1e-3
+        Learning rate.
+    batch_size : int, default=64
+        Unique images per training batch (each batch is trained with every
+        labelled pair among its images).
+    max_epochs : int, default=20
+        Passes over the training pairs.
+    augment : bool, default=True
+        Small random affine jitter of the training canvases (rotation, scale,
+        shift), drawn per image on the training device.
+    threshold : "auto" or float, default="auto"
+        ``"auto"``: chosen after training on held-out pairs with
+        ``threshold_strategy``. A number: a fixed distance threshold (pairs
+        closer than it are genuine).
+    threshold_strategy : {"eer", "accuracy", "youden", "far", "frr"}, default="eer"
+        How the threshold is chosen; see :func:`skseg.threshold.choose_threshold`.
+    threshold_target : float in [0, 1], default=0.01
+        The FAR (or FRR) cap for ``threshold_strategy="far"`` (or ``"frr"``).
+    validation_fraction : float in [0, 1), default=0.2
+        Fraction of the training pairs held out to choose the threshold and to
+        calibrate probabilities (and to report ``valid_loss``). The split keeps
+        writers apart: pairs are grouped by the clusters of images that genuine
+        pairs link. 0 uses the training pairs themselves, which is optimistic.
+    device : str or torch.device, default="auto"
+        ``"auto"`` picks CUDA when available, else the CPU.
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, batching, augmentation and the
+        validation split; the same seed on the same machine gives the same
+        model.
+    verbose : int, default=0
+        1 prints skorch's epoch table (with ``pairs/img``, labelled pairs
+        trained per image forward); 2 adds a progress bar.
+    callbacks : list of skorch callbacks, default=None
+        Added to skorch's defaults, e.g. ``[EarlyStopping(patience=3)]``;
+        their settings are reachable as ``callbacks__<name>__<param>``.
+    **kwargs
+        Nested skorch settings with the prefixes ``module__``,
+        ``optimizer__``, ``criterion__`` and ``callbacks__``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (2,)
+        The two labels; ``classes_[1]`` is "genuine pair".
+    threshold_ : float
+        Distance threshold: pairs with a smaller distance are genuine.
+    proba_scale_ : float
+        Slope of the logistic map from ``decision_function`` to ``P(genuine)``,
+        fitted on held-out pairs.
+    validation_eer_ : float
+        Equal error rate on the held-out pairs (NaN with ``validation_fraction=0``).
+    canvas_shape_ : tuple of int
+        ``(H, W)`` of the training canvases; prediction needs the same.
+    net_ : skseg.nn.SiameseNet
+        The trained skorch net; ``net_.history`` holds the training history.
+    device_ : str
+        The device the model was trained on.
+
+    Examples
+    --------
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from skseg import SiameseVerifier, SignaturePreprocessor
+    >>> from skseg.datasets import make_pairs, make_synthetic_signatures
+    >>> data = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=4,
+    ...                                  random_state=0)
+    >>> pairs, y, groups = make_pairs(data, random_state=0)
+    >>> model = make_pipeline(SignaturePreprocessor(canvas_size=(40, 60)),
+    ...                       SiameseVerifier(max_epochs=1, random_state=0))
+    >>> model.fit(pairs, y).predict_proba(pairs[:3]).shape
+    (3, 2)
+    """
+
+    _parameter_constraints = {
+        "backbone": [StrOptions(set(BACKBONES)), type],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left")],
+        "loss": [StrOptions(set(LOSSES))],
+        "margin": [Interval(Real, 0, None, closed="neither")],
+        "pos_weight": [Interval(Real, 0, None, closed="left")],
+        "neg_weight": [Interval(Real, 0, None, closed="left")],
+        "distance": [StrOptions(set(DISTANCES))],
+        "normalize": ["boolean"],
+        "optimizer": [type],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "max_epochs": [Interval(Integral, 1, None, closed="left")],
+        "augment": ["boolean"],
+        "threshold": [StrOptions({"auto"}), Interval(Real, None, None, closed="neither")],
+        "threshold_strategy": [StrOptions(set(STRATEGIES))],
+        "threshold_target": [Interval(Real, 0, 1, closed="both")],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "device": [str, torch.device],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "callbacks": [list, None],
+    }
+
+    def __init__(
+        self,
+        backbone="compact",
+        embedding_dim=128,
+        loss="contrastive",
+        margin=1.0,
+        pos_weight=1.0,
+        neg_weight=1.0,
+        distance="euclidean",
+        normalize=True,
+        optimizer=torch.optim.AdamW,
+        lr=1e-3,
+        batch_size=64,
+        max_epochs=20,
+        augment=True,
+        threshold="auto",
+        threshold_strategy="eer",
+        threshold_target=0.01,
+        validation_fraction=0.2,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        callbacks=None,
+        **kwargs,
+    ):
+        self.backbone = backbone
+        self.embedding_dim = embedding_dim
+        self.loss = loss
+        self.margin = margin
+        self.pos_weight = pos_weight
+        self.neg_weight = neg_weight
+        self.distance = distance
+        self.normalize = normalize
+        self.optimizer = optimizer
+        self.lr = lr
+        self.batch_size = batch_size
+        self.max_epochs = max_epochs
+        self.augment = augment
+        self.threshold = threshold
+        self.threshold_strategy = threshold_strategy
+        self.threshold_target = threshold_target
+        self.validation_fraction = validation_fraction
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self.callbacks = callbacks
+        for key, value in kwargs.items():
+            setattr(self, key, value)
+        self._skorch_params = sorted(kwargs)
+
+    # -- scikit-learn plumbing ------------------------------------------------
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        params.update({key: getattr(self, key) for key in getattr(self, "_skorch_params", [])})
+        return params
+
+    def set_params(self, **params):
+        nested = {k: v for k, v in params.items() if k.startswith(SKORCH_PREFIXES)}
+        for key, value in nested.items():
+            setattr(self, key, value)
+            if key not in self._skorch_params:
+                self._skorch_params = sorted([*self._skorch_params, key])
+        rest = {k: v for k, v in params.items() if k not in nested}
+        return super().set_params(**rest) if rest else self
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # Input is image pairs (n_pairs, 2, H, W), not a feature table.
+        tags.input_tags.two_d_array = False
+        tags.classifier_tags.multi_class = False
+        return tags
+
+    # -- fitting ---------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y):
+        """Train the network on labelled pairs, then choose the threshold.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pairs, 2, H, W)
+            Pairs of canvases (reference, questioned).
+        y : array-like of shape (n_pairs,)
+            Two labels; ``classes_[1]`` (the larger) means "genuine pair".
+
+        Returns
+        -------
+        self : SiameseVerifier
+        """
+        unknown = [k for k in self._skorch_params if not k.startswith(SKORCH_PREFIXES)]
+        if unknown:
+            raise TypeError(
+                f"SiameseVerifier got unexpected parameter(s) {unknown}; nested skorch "
+                f"settings must start with one of {SKORCH_PREFIXES}."
+            )
+        pairs = to_canvases(X, what="pairs")
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(pairs, y)
+        check_classification_targets(y)
+        self.classes_ = np.unique(y)
+        if len(self.classes_) != 2:
+            raise ValueError(
+                "SiameseVerifier needs exactly two classes in y (forged and genuine pairs); "
+                f"got {len(self.classes_)}: {self.classes_.tolist()[:10]}."
+            )
+        target = (y == self.classes_[1]).astype(np.float32)
+        self.canvas_shape_ = tuple(int(s) for s in pairs.shape[2:])
+        self.device_ = self._resolve_device()
+
+        bank, index = pairs_to_bank(pairs)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        train_idx, valid_idx = self._validation_split(index, target, len(bank), rng)
+
+        images = torch.from_numpy(bank).to(self.device_)  # resident on the device
+        train = PairDataset(images, index[train_idx], target[train_idx])
+        valid = PairDataset(images, index[valid_idx], target[valid_idx]) if len(valid_idx) else None
+
+        cuda = [torch.device(self.device_)] if self.device_.startswith("cuda") else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            self.net_ = self._build_net(valid, seed)
+            self.net_.initialize()
+            self._check_backbone_accepts(images[:1])
+            self.net_.partial_fit(train, y=None)  # initialised above: no re-initialisation
+
+        calibration = valid if valid is not None else train
+        distances = self.net_.pair_distances(self.net_.embed(bank), calibration.pairs)
+        self.validation_eer_ = float("nan")
+        if valid is not None:
+            fpr, tpr, _ = roc_curve(torch.from_numpy(valid.target), torch.from_numpy(-distances))
+            self.validation_eer_ = equal_error_rate_from_roc(fpr, tpr)[0]
+        self._calibrate(distances, calibration.target, self.threshold_strategy,
+                        self.threshold_target, choose=self.threshold == "auto")
+        return self
+
+    def _resolve_device(self):
+        if isinstance(self.device, torch.device):
+            return str(self.device)
+        if self.device == "auto":
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            device = torch.device(self.device)
+        except RuntimeError as err:
+            raise ValueError(f"device={self.device!r} is not a torch device name.") from err
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device={self.device!r} but CUDA is not available here.")
+        return str(device)
+
+    def _validation_split(self, index, target, n_images, rng):
+        """Held-out pairs for the threshold: whole writers (image clusters) where possible."""
+        n_pairs = len(index)
+        everything = np.arange(n_pairs)
+        if self.validation_fraction == 0:
+            return everything, everything[:0]
+        clusters = image_clusters(index, target, n_images)
+        pair_cluster = clusters[index[:, 0]]
+        if len(np.unique(pair_cluster)) >= 2:
+            splitter = GroupShuffleSplit(
+                n_splits=1, test_size=self.validation_fraction, random_state=rng
+            )
+            _, valid_idx = next(splitter.split(index, groups=pair_cluster))
+            valid_clusters = np.isin(clusters[index], np.unique(pair_cluster[valid_idx]))
+            # A pair crossing the split (a random forgery) would leak: drop it.
+            train_idx = np.flatnonzero(~valid_clusters.any(axis=1))
+            valid_idx = np.flatnonzero(valid_clusters.all(axis=1))
+            if _has_both_classes(target[train_idx]) and _has_both_classes(target[valid_idx]):
+                return train_idx, valid_idx
+        if n_pairs * self.validation_fraction >= 2 and n_pairs * (1 - self.validation_fraction) >= 2:
+            try:
+                splitter = StratifiedShuffleSplit(
+                    n_splits=1, test_size=self.validation_fraction, random_state=rng
+                )
+                return next(splitter.split(index, target))
+            except ValueError:
+                pass
+        warnings.warn(
+            f"Too few pairs ({n_pairs}) to hold out {self.validation_fraction:.0%} of them "
+            "with both classes; the threshold is chosen on the training pairs.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return everything, everything[:0]
+
+    def _build_net(self, valid, seed):
+        criterion_kwargs = {}
+        if self.loss == "contrastive":
+            criterion_kwargs = {"margin": self.margin, "pos_weight": self.pos_weight,
+                                "neg_weight": self.neg_weight}
+        elif self.loss == "triplet":
+            criterion_kwargs = {"margin": self.margin}
+        callbacks = list(self.callbacks or [])
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
+        nested = {key: getattr(self, key) for key in self._skorch_params}
+        return SiameseNet(
+            module=SiameseModule,
+            module__backbone=self.backbone,
+            module__embedding_dim=self.embedding_dim,
+            module__distance=self.distance,
+            module__normalize=self.normalize or self.loss == "triplet",
+            module__head=self.loss == "bce",
+            module__augment=self.augment,
+            criterion=LOSSES[self.loss],
+            **{f"criterion__{k}": v for k, v in criterion_kwargs.items()},
+            optimizer=self.optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=predefined_split(valid) if valid is not None else None,
+            callbacks=callbacks,
+            device=self.device_,
+            verbose=int(self.verbose),
+            random_state=seed,
+            **nested,
+        )
+
+    def _check_backbone_accepts(self, sample):
+        """Fail early, naming the backbone, if it cannot take these canvases."""
+        try:
+            with torch.no_grad():
+                self.net_.module_.eval()
+                out = self.net_.module_(sample)
+        except RuntimeError as err:
+            raise ValueError(
+                f"backbone={self.backbone!r} cannot process canvases of shape "
+                f"{self.canvas_shape_}: {err}"
+            ) from err
+        if out.shape != (1, self.embedding_dim):
+            raise ValueError(
+                f"backbone={self.backbone!r} returned shape {tuple(out.shape)} for one image; "
+                f"expected (1, embedding_dim={self.embedding_dim})."
+            )
+
+    # -- threshold and probabilities ------------------------------------------
+
+    def _calibrate(self, distances, target, strategy, target_rate, choose=True):
+        """Set ``threshold_`` (if ``choose``) and ``proba_scale_`` from labelled distances."""
+        target = np.asarray(target)
+        if choose:
+            score = torch.from_numpy(-np.asarray(distances, dtype=np.float64))
+            self.threshold_ = -choose_threshold(
+                torch.from_numpy(target), score, strategy, target_rate
+            )
+        else:
+            self.threshold_ = float(self.threshold)
+        decision = (self.threshold_ - distances).reshape(-1, 1)
+        # Logistic calibration without intercept: P(genuine) = 0.5 exactly at the threshold.
+        calibrator = LogisticRegression(fit_intercept=False, C=1e4)
+        calibrator.fit(decision, target.astype(int))
+        scale = float(calibrator.coef_[0, 0])
+        if not np.isfinite(scale) or scale <= 0:  # a useless model: fall back to the spread
+            scale = 1.0 / (float(np.std(decision)) + 1e-12)
+        self.proba_scale_ = scale
+
+    def calibrate_threshold(self, X, y, strategy=None, target=None):
+        """Choose the threshold again on labelled pairs, without retraining.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pairs, 2, H, W)
+            Pairs of the user's own data (e.g. of the writers it will serve).
+        y : array-like of shape (n_pairs,)
+            Labels from ``classes_``; both must be present.
+        strategy : {"eer", "accuracy", "youden", "far", "frr"}, optional
+            Defaults to ``threshold_strategy``.
+        target : float in [0, 1], optional
+            FAR or FRR cap; defaults to ``threshold_target``.
+
+        Returns
+        -------
+        self : SiameseVerifier
+        """
+        check_is_fitted(self)
+        strategy = self.threshold_strategy if strategy is None else strategy
+        target = self.threshold_target if target is None else target
+        y = column_or_1d(y)
+        distances = self._distances(X)
+        check_consistent_length(distances, y)
+        unknown = ~np.isin(y, self.classes_)
+        if unknown.any():
+            raise ValueError(
+                f"y has label {y[np.flatnonzero(unknown)[0]]!r}, not one of classes_ "
+                f"{self.classes_.tolist()}."
+            )
+        self._calibrate(distances, (y == self.classes_[1]).astype(np.float32), strategy, target)
+        return self
+
+    # -- prediction -------------------------------------------------------------
+
+    def _distances(self, X):
+        check_is_fitted(self)
+        pairs = to_canvases(X, what="pairs")
+        if tuple(pairs.shape[2:]) != self.canvas_shape_:
+            raise ValueError(
+                f"pairs have canvases of shape {tuple(pairs.shape[2:])}, but this verifier was "
+                f"fitted on {self.canvas_shape_}; preprocess with the same canvas_size."
+            )
+        bank, index = pairs_to_bank(pairs)
+        return self.net_.pair_distances(self.net_.embed(bank), index)
+
+    def decision_function(self, X):
+        """Signed confidence that each pair is genuine: ``threshold_ - distance``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pairs, 2, H, W)
+
+        Returns
+        -------
+        ndarray of shape (n_pairs,)
+            > 0 for pairs predicted genuine (``classes_[1]``), 0 at the threshold.
+        """
+        return self.threshold_ - self._distances(X)
+
+    def predict_proba(self, X):
+        """Calibrated class probabilities; column 1 is P(genuine pair).
+
+        ``P(genuine) = sigmoid(proba_scale_ * decision_function(X))``, so it is
+        at least 0.5 exactly when the pair is predicted genuine.
+
+        Returns
+        -------
+        ndarray of shape (n_pairs, 2)
+        """
+        genuine = expit(self.proba_scale_ * self.decision_function(X))
+        return np.column_stack([1 - genuine, genuine])
+
+    def predict(self, X):
+        """Labels from ``classes_``: ``classes_[1]`` where ``decision_function >= 0``."""
+        return self.classes_[(self.decision_function(X) >= 0).astype(int)]
+
+    def embed(self, images):
+        """Embeddings of single canvases, for enrolment and search.
+
+        Parameters
+        ----------
+        images : array-like of shape (n_images, H, W)
+            Canvases like those of the pairs (e.g. ``SignaturePreprocessor``
+            applied to a 1-D list of images).
+
+        Returns
+        -------
+        ndarray of shape (n_images, embedding_dim)
+        """
+        check_is_fitted(self)
+        images = to_canvases(images, what="images", ndim=3)
+        if tuple(images.shape[1:]) != self.canvas_shape_:
+            raise ValueError(
+                f"images have shape {tuple(images.shape[1:])}, but this verifier was fitted on "
+                f"canvases of shape {self.canvas_shape_}."
+            )
+        return self.net_.embed(images).cpu().numpy()
+
+
+def _has_both_classes(target):
+    return len(target) > 0 and 0 < target.sum() < len(target)
