@@ -28,11 +28,12 @@ def _binary_positive(y_true, pos_label):
     """``y_true == pos_label`` as a float tensor, with scikit-learn's label checks."""
     y_true = column_or_1d(y_true)
     kind = type_of_target(y_true, input_name="y_true")
-    if kind != "binary":
-        raise ValueError(
-            f"y_true must hold exactly two classes (genuine and forged); got target type {kind!r}."
-        )
     classes = np.unique(y_true)
+    if kind != "binary" or len(classes) != 2:
+        raise ValueError(
+            "y_true must hold exactly two classes (genuine and forged); "
+            f"got {len(classes)}: {classes.tolist()[:10]}."
+        )
     if pos_label is None:
         pos_label = classes[1]  # the package's convention: classes_[1] is genuine
     elif pos_label not in classes:
