@@ -484,7 +484,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         ndarray of shape (n_pairs,)
             > 0 for pairs predicted genuine (``classes_[1]``), 0 at the threshold.
         """
-        return self.threshold_ - self._distances(X)
+        distances = self._distances(X)  # checks the fit first
+        return self.threshold_ - distances
 
     def predict_proba(self, X):
         """Calibrated class probabilities; column 1 is P(genuine pair).
@@ -496,12 +497,13 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_pairs, 2)
         """
-        genuine = expit(self.proba_scale_ * self.decision_function(X))
-        return np.column_stack([1 - genuine, genuine])
+        decision = self.decision_function(X)
+        return _proba_columns(expit(self.proba_scale_ * decision))
 
     def predict(self, X):
         """Labels from ``classes_``: ``classes_[1]`` where ``decision_function >= 0``."""
-        return self.classes_[(self.decision_function(X) >= 0).astype(int)]
+        decision = self.decision_function(X)
+        return self.classes_[(decision >= 0).astype(int)]
 
     def embed(self, images):
         """Embeddings of single canvases, for enrolment and search.
@@ -524,6 +526,10 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 f"canvases of shape {self.canvas_shape_}."
             )
         return self.net_.embed(images).cpu().numpy()
+
+
+def _proba_columns(genuine):
+    return np.column_stack([1 - genuine, genuine])
 
 
 def _has_both_classes(target):

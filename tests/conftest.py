@@ -1,0 +1,40 @@
+"""Shared fixtures: synthetic signature pairs, preprocessed once per session."""
+
+import numpy as np
+import pytest
+
+from skseg import SiameseVerifier, SignaturePreprocessor
+from skseg.datasets import make_pairs, make_synthetic_signatures
+
+#: Small canvases keep the CPU tests fast; the defaults (155 x 220) are for real use.
+CANVAS = (64, 96)
+
+
+@pytest.fixture(scope="session")
+def signature_pairs():
+    """Preprocessed pairs of 16 synthetic writers, split 12 / 4 by writer.
+
+    Returns a dict with ``X_train, y_train, groups_train, X_test, y_test``.
+    """
+    data = make_synthetic_signatures(n_writers=16, n_genuine=8, n_forgeries=8, random_state=0)
+    pairs, y, groups = make_pairs(data, random_state=0)
+    X = SignaturePreprocessor(canvas_size=CANVAS).transform(pairs)
+    test = np.isin(groups, np.unique(groups)[-4:])
+    return {
+        "raw_pairs": pairs,
+        "y": y,
+        "groups": groups,
+        "X_train": X[~test],
+        "y_train": y[~test],
+        "groups_train": groups[~test],
+        "X_test": X[test],
+        "y_test": y[test],
+    }
+
+
+@pytest.fixture(scope="session")
+def fitted_verifier(signature_pairs):
+    """A verifier trained briefly: enough for API tests, not for accuracy."""
+    return SiameseVerifier(max_epochs=2, random_state=0).fit(
+        signature_pairs["X_train"], signature_pairs["y_train"]
+    )

@@ -1,0 +1,299 @@
+"""SiameseVerifier: learning, labels, thresholds, probabilities, bad input."""
+
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+from sklearn.metrics import roc_auc_score
+
+from skseg import SiameseVerifier
+from skseg.metrics import equal_error_rate, far_frr
+from skseg.nn import PairBatches, PairDataset
+
+# Held-out-writer ROC AUC each loss must beat after ~15 s of CPU training on
+# 12 synthetic writers (chance is 0.5; measured about 0.85-0.95).
+MIN_HELD_OUT_AUC = 0.75
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("loss", ["contrastive", "triplet", "bce"])
+def test_each_loss_separates_held_out_writers(signature_pairs, loss):
+    d = signature_pairs
+    clf = SiameseVerifier(loss=loss, max_epochs=15, random_state=0).fit(d["X_train"], d["y_train"])
+    auc = roc_auc_score(d["y_test"], clf.decision_function(d["X_test"]))
+    assert auc > MIN_HELD_OUT_AUC, f"{loss}: held-out AUC {auc:.3f}"
+    eer, _ = equal_error_rate(d["y_test"], clf.decision_function(d["X_test"]))
+    assert eer < 0.35, f"{loss}: held-out EER {eer:.3f}"
+
+
+def test_outputs_are_consistent(fitted_verifier, signature_pairs):
+    X = signature_pairs["X_test"]
+    decision = fitted_verifier.decision_function(X)
+    proba = fitted_verifier.predict_proba(X)
+    predicted = fitted_verifier.predict(X)
+    assert decision.shape == (len(X),)
+    assert proba.shape == (len(X), 2)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_array_equal(proba[:, 1] >= 0.5, decision >= 0)
+    np.testing.assert_array_equal(predicted, fitted_verifier.classes_[(decision >= 0).astype(int)])
+    assert fitted_verifier.proba_scale_ > 0
+
+
+def test_string_labels_and_genuine_is_the_larger_label(signature_pairs):
+    d = signature_pairs
+    y = np.where(d["y_train"] == 1, "genuine", "forged")
+    clf = SiameseVerifier(max_epochs=1, random_state=0).fit(d["X_train"], y)
+    assert clf.classes_.tolist() == ["forged", "genuine"]
+    assert set(clf.predict(d["X_test"])) <= {"forged", "genuine"}
+    # decision_function is oriented towards classes_[1] = "genuine".
+    clf01 = SiameseVerifier(max_epochs=1, random_state=0).fit(d["X_train"], d["y_train"])
+    np.testing.assert_allclose(
+        clf.decision_function(d["X_test"]), clf01.decision_function(d["X_test"]), rtol=1e-5
+    )
+
+
+def test_minus_one_plus_one_labels(signature_pairs):
+    d = signature_pairs
+    y = np.where(d["y_train"] == 1, 1, -1)
+    clf = SiameseVerifier(max_epochs=1, random_state=0).fit(d["X_train"], y)
+    assert clf.classes_.tolist() == [-1, 1]
+
+
+def test_random_state_reproduces_the_model(signature_pairs):
+    d = signature_pairs
+    a = SiameseVerifier(max_epochs=1, random_state=3).fit(d["X_train"], d["y_train"])
+    b = SiameseVerifier(max_epochs=1, random_state=3).fit(d["X_train"], d["y_train"])
+    np.testing.assert_array_equal(a.decision_function(d["X_test"]), b.decision_function(d["X_test"]))
+    assert a.threshold_ == b.threshold_
+
+
+def test_float_canvases_match_uint8(fitted_verifier, signature_pairs):
+    X = signature_pairs["X_test"][:20]
+    np.testing.assert_allclose(
+        fitted_verifier.decision_function(X.astype(np.float32) / 255),
+        fitted_verifier.decision_function(X),
+        rtol=1e-6,
+    )
+
+
+def test_duplicated_pairs_cost_nothing_extra(fitted_verifier, signature_pairs, monkeypatch):
+    """Prediction embeds each unique image once, however many pairs share it."""
+    X = signature_pairs["X_test"]
+    seen = []
+    original = fitted_verifier.net_.embed
+    monkeypatch.setattr(fitted_verifier.net_, "embed", lambda bank: seen.append(len(bank)) or original(bank))
+    fitted_verifier.decision_function(np.concatenate([X, X, X]))
+    n_unique = len(np.unique(X.reshape(-1, X.shape[-2] * X.shape[-1]), axis=0))
+    assert seen == [n_unique]
+    assert n_unique < len(X)  # images are shared between pairs
+
+
+def test_embed_gives_one_vector_per_image(fitted_verifier, signature_pairs):
+    images = signature_pairs["X_test"][:5, 0]
+    emb = fitted_verifier.embed(images)
+    assert emb.shape == (5, fitted_verifier.embedding_dim)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+
+
+def test_calibrate_threshold_with_a_far_target(fitted_verifier, signature_pairs):
+    clf = clone(fitted_verifier).fit(signature_pairs["X_train"], signature_pairs["y_train"])
+    X, y = signature_pairs["X_test"], signature_pairs["y_test"]
+    clf.calibrate_threshold(X, y, strategy="far", target=0.05)
+    far, _ = far_frr(y, clf.decision_function(X), 0.0)
+    assert far <= 0.05
+    assert clf.predict_proba(X).shape == (len(X), 2)
+    clf.calibrate_threshold(X, y, strategy="eer")
+    eer, _ = equal_error_rate(y, clf.decision_function(X))
+    far, frr = far_frr(y, clf.decision_function(X), 0.0)
+    assert abs((far + frr) / 2 - eer) < 0.05
+
+
+def test_fixed_threshold(signature_pairs):
+    clf = SiameseVerifier(max_epochs=1, threshold=0.7, random_state=0)
+    clf.fit(signature_pairs["X_train"], signature_pairs["y_train"])
+    assert clf.threshold_ == 0.7
+
+
+@pytest.mark.parametrize("distance", ["cosine", "l1"])
+def test_other_distances_train(signature_pairs, distance):
+    d = signature_pairs
+    clf = SiameseVerifier(distance=distance, max_epochs=1, random_state=0, augment=False)
+    assert clf.fit(d["X_train"], d["y_train"]).decision_function(d["X_test"]).shape == (
+        len(d["X_test"]),
+    )
+
+
+def test_signet_backbone_runs_on_its_canvas_size():
+    rng = np.random.default_rng(0)
+    X = rng.integers(0, 256, (6, 2, 155, 220), dtype=np.uint8)
+    X[3:, 1] = X[:3, 0]
+    y = np.array([1, 0, 1, 0, 1, 0])
+    clf = SiameseVerifier(backbone="signet", max_epochs=1, validation_fraction=0, random_state=0)
+    clf.fit(X, y)
+    assert clf.embed(X[:2, 0]).shape == (2, 128)
+
+
+class TinyBackbone(torch.nn.Module):
+    def __init__(self, embedding_dim=8):
+        super().__init__()
+        self.net = torch.nn.Sequential(
+            torch.nn.AdaptiveAvgPool2d((4, 4)), torch.nn.Flatten(), torch.nn.Linear(16, embedding_dim)
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_custom_backbone_class_and_nested_skorch_params(signature_pairs):
+    d = signature_pairs
+    clf = SiameseVerifier(
+        backbone=TinyBackbone, embedding_dim=8, max_epochs=1, random_state=0,
+        optimizer__weight_decay=0.123,
+    )
+    clf.fit(d["X_train"], d["y_train"])
+    assert clf.net_.optimizer_.param_groups[0]["weight_decay"] == 0.123
+    assert clf.embed(d["X_test"][:2, 0]).shape == (2, 8)
+    assert clf.get_params()["optimizer__weight_decay"] == 0.123
+    assert clone(clf).get_params()["optimizer__weight_decay"] == 0.123
+
+
+def test_verbose_reports_pairs_per_image_forward(signature_pairs, capsys):
+    d = signature_pairs
+    clf = SiameseVerifier(max_epochs=1, random_state=0, verbose=1).fit(d["X_train"], d["y_train"])
+    assert "pairs/img" in capsys.readouterr().out
+    # Each image forward serves several labelled pairs (a naive loop: 0.5).
+    assert clf.net_.history[-1]["pairs/img"] > 1.0
+
+
+def test_validation_split_keeps_writers_apart(signature_pairs):
+    d = signature_pairs
+    clf = SiameseVerifier(max_epochs=1, random_state=0)
+    from skseg._pairs import pairs_to_bank
+
+    bank, index = pairs_to_bank(d["X_train"])
+    target = d["y_train"].astype(np.float32)
+    train, valid = clf._validation_split(index, target, len(bank), np.random.RandomState(0))
+    assert len(valid) > 0
+    assert not set(index[train].ravel()) & set(index[valid].ravel())
+    train_writers = set(d["groups_train"][train])
+    assert not train_writers & set(d["groups_train"][valid])
+
+
+def test_batches_cover_every_pair_once_per_epoch():
+    rng = np.random.default_rng(0)
+    n_images = 60
+    pairs = rng.integers(0, n_images, (400, 2))
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    target = rng.integers(0, 2, len(pairs)).astype(np.float32)
+    images = torch.zeros((n_images, 4, 4), dtype=torch.uint8)
+    batches = PairBatches(PairDataset(images, pairs, target), batch_size=16, shuffle=True,
+                          random_state=0)
+    for _ in range(2):
+        used = []
+        for X, y in batches:
+            assert X["images"].shape[0] <= 16
+            assert y["pairs"].max() < X["images"].shape[0]
+            used.append(len(y["pairs"]))
+        assert sum(used) == len(pairs)
+
+
+# -- bad input ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "X_shape, match",
+    [
+        ((10, 3), r"shape \(n_pairs, 2, H, W\); got shape \(10, 3\)"),
+        ((10, 3, 8, 8), r"got shape \(10, 3, 8, 8\)"),
+        ((10, 8, 8), r"got shape \(10, 8, 8\)"),
+        ((0, 2, 8, 8), "empty"),
+    ],
+)
+def test_wrong_pair_shapes(X_shape, match):
+    with pytest.raises(ValueError, match=match):
+        SiameseVerifier().fit(np.zeros(X_shape, dtype=np.uint8), np.zeros(X_shape[0]))
+
+
+def test_paths_instead_of_canvases_point_to_the_preprocessor():
+    X = np.array([["a.png", "b.png"], ["c.png", "d.png"]], dtype=object)
+    with pytest.raises(TypeError, match="SignaturePreprocessor"):
+        SiameseVerifier().fit(X, [0, 1])
+
+
+def _pairs(n=8, size=(32, 48)):
+    return np.random.default_rng(0).integers(0, 256, (n, 2, *size), dtype=np.uint8)
+
+
+def test_y_of_another_length():
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        SiameseVerifier().fit(_pairs(8), np.zeros(7))
+
+
+@pytest.mark.parametrize("y, n", [([1] * 8, 1), ([0, 1, 2, 0, 1, 2, 0, 1], 3)])
+def test_not_two_classes(y, n):
+    with pytest.raises(ValueError, match=f"exactly two classes in y .*got {n}"):
+        SiameseVerifier().fit(_pairs(8), y)
+
+
+def test_nan_canvas_names_the_pair():
+    X = _pairs(8).astype(np.float32) / 255
+    X[5, 1, 3, 3] = np.nan
+    with pytest.raises(ValueError, match="pair 5 contains NaN"):
+        SiameseVerifier().fit(X, [0, 1] * 4)
+
+
+def test_float_out_of_range_names_the_pair():
+    X = _pairs(8).astype(np.float64)  # 0..255 floats: not in [0, 1]
+    X[0] = 0.5
+    with pytest.raises(ValueError, match=r"pair 1 has values in .* must lie in \[0.0, 1.0\]"):
+        SiameseVerifier().fit(X, [0, 1] * 4)
+
+
+def test_predict_before_fit():
+    with pytest.raises(NotFittedError):
+        SiameseVerifier().predict(_pairs(2))
+
+
+def test_other_canvas_size_at_predict_time(fitted_verifier):
+    with pytest.raises(ValueError, match=r"fitted on \(64, 96\)"):
+        fitted_verifier.predict(_pairs(2, size=(155, 220)))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"loss": "hinge"}, "'loss' parameter"),
+        ({"backbone": "resnet"}, "'backbone' parameter"),
+        ({"distance": "mahalanobis"}, "'distance' parameter"),
+        ({"margin": 0}, "'margin' parameter"),
+        ({"margin": -1.0}, "'margin' parameter"),
+        ({"threshold_strategy": "median"}, "'threshold_strategy' parameter"),
+        ({"validation_fraction": 1.0}, "'validation_fraction' parameter"),
+        ({"device": "tpu"}, "device='tpu' is not a torch device"),
+        ({"module__": 1, "foo__bar": 2}, r"unexpected parameter\(s\) \['foo__bar'\]"),
+    ],
+)
+def test_bad_parameters_are_named(params, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        SiameseVerifier(**params).fit(_pairs(8), [0, 1] * 4)
+
+
+def test_backbone_that_cannot_take_the_canvas_is_named():
+    class Fixed(torch.nn.Module):
+        def __init__(self, embedding_dim=4):
+            super().__init__()
+            self.fc = torch.nn.Linear(10, embedding_dim)
+
+        def forward(self, x):
+            return self.fc(x.flatten(1))
+
+    with pytest.raises(ValueError, match="cannot process canvases of shape"):
+        SiameseVerifier(backbone=Fixed, embedding_dim=4).fit(_pairs(8), [0, 1] * 4)
+
+
+def test_calibrate_threshold_with_unknown_labels(fitted_verifier, signature_pairs):
+    X = signature_pairs["X_test"][:4]
+    with pytest.raises(ValueError, match="not one of classes_"):
+        clone(fitted_verifier).fit(signature_pairs["X_train"], signature_pairs["y_train"]) \
+            .calibrate_threshold(X, [0, 1, 2, 1])
