@@ -8,7 +8,8 @@
 
 __version__ = "0.1.0"
 
+from ._pairs import PairedCanvases  # noqa: E402
 from .preprocessing import SignaturePreprocessor  # noqa: E402
 from .verifier import SiameseVerifier  # noqa: E402
 
-__all__ = ["SiameseVerifier", "SignaturePreprocessor", "__version__"]
+__all__ = ["PairedCanvases", "SiameseVerifier", "SignaturePreprocessor", "__version__"]

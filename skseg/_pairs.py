@@ -7,10 +7,90 @@ prediction cost then grows with the number of distinct signatures, not pairs.
 """
 
 import hashlib
+from numbers import Integral
 
 import numpy as np
 
 _HINT = "Pass preprocessed canvases, e.g. the output of skseg.SignaturePreprocessor."
+
+
+class PairedCanvases:
+    """Pairs of canvases that store each distinct image once.
+
+    Behaves like the uint8 array ``images[index]`` of shape
+    ``(n_pairs, 2, H, W)`` without materialising it: a CEDAR pair list of
+    30,000 pairs over 2,640 scans holds 2,640 canvases, not 60,000.
+    :class:`~skseg.SiameseVerifier` uses the bank directly; scikit-learn's
+    cross-validation indexes it like an array (``X[indices]`` keeps the bank
+    and subsets the index); ``np.asarray`` materialises it.
+
+    Parameters
+    ----------
+    images : ndarray of shape (n_images, H, W), uint8
+        The distinct canvases.
+    index : ndarray of shape (n_pairs, 2), int
+        Positions in ``images`` of each pair's reference and questioned image.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skseg import PairedCanvases
+    >>> bank = np.zeros((3, 4, 5), dtype=np.uint8)
+    >>> pairs = PairedCanvases(bank, [[0, 1], [0, 2], [1, 2]])
+    >>> pairs.shape, pairs[[0, 2]].shape, np.asarray(pairs).shape
+    ((3, 2, 4, 5), (2, 2, 4, 5), (3, 2, 4, 5))
+    """
+
+    def __init__(self, images, index):
+        images = np.asarray(images)
+        index = np.asarray(index)
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise ValueError(
+                "PairedCanvases: images must be a uint8 array of shape (n_images, H, W); "
+                f"got {images.dtype} of shape {images.shape}."
+            )
+        if index.ndim != 2 or index.shape[1] != 2 or index.dtype.kind not in "iu":
+            raise ValueError(
+                "PairedCanvases: index must be an integer array of shape (n_pairs, 2); "
+                f"got {index.dtype} of shape {index.shape}."
+            )
+        if index.size and (index.min() < 0 or index.max() >= len(images)):
+            bad = int(np.flatnonzero((index < 0).any(axis=1) | (index >= len(images)).any(axis=1))[0])
+            raise ValueError(
+                f"PairedCanvases: pair {bad} refers to image {index[bad].tolist()}, "
+                f"but there are {len(images)} images."
+            )
+        self.images = images
+        self.index = index.astype(np.int64, copy=False)
+
+    @property
+    def shape(self):
+        return (len(self.index), 2, *self.images.shape[1:])
+
+    ndim = 4
+    dtype = np.dtype(np.uint8)
+
+    def __len__(self):
+        return len(self.index)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple) and len(key) == 2 and key[1] is Ellipsis:
+            key = key[0]  # scikit-learn's row indexing: X[rows, ...]
+        if isinstance(key, tuple):
+            return np.asarray(self)[key]
+        if isinstance(key, Integral):
+            return self.images[self.index[key]]
+        return PairedCanvases(self.images, self.index[key])
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.images[self.index]
+        return out if dtype is None else out.astype(dtype)
+
+    def __repr__(self):
+        return (
+            f"PairedCanvases({len(self.index)} pairs of {self.images.shape[1:]} canvases, "
+            f"{len(self.images)} distinct images)"
+        )
 
 
 def to_canvases(X, *, what="pairs", ndim=4):
@@ -80,6 +160,19 @@ def deduplicate(images):
             first.append(i)
         index[i] = position
     return images.reshape(len(images), *images.shape[1:])[first], index
+
+
+def as_bank(X):
+    """Validated pairs as ``bank (u, H, W)`` uint8 and ``index (n, 2)``.
+
+    :class:`PairedCanvases` are taken as they are; arrays are checked with
+    :func:`to_canvases` and their identical images folded together.
+    """
+    if isinstance(X, PairedCanvases):
+        if len(X) == 0:
+            raise ValueError(f"pairs is empty: shape {X.shape}.")
+        return X.images, X.index
+    return pairs_to_bank(to_canvases(X, what="pairs"))
 
 
 def pairs_to_bank(pairs):

@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
-from ._pairs import pairs_to_bank, to_canvases
+from ._pairs import as_bank, to_canvases
 from .nn import BACKBONES, DISTANCES, LOSSES, PairDataset, SiameseModule, SiameseNet
 from .nn.batching import image_clusters
 from .threshold import STRATEGIES, choose_threshold, equal_error_rate_from_roc, roc_curve
@@ -251,7 +251,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_pairs, 2, H, W)
+        X : array-like of shape (n_pairs, 2, H, W) or PairedCanvases
             Pairs of canvases (reference, questioned).
         y : array-like of shape (n_pairs,)
             Two labels; ``classes_[1]`` (the larger) means "genuine pair".
@@ -266,9 +266,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 f"SiameseVerifier got unexpected parameter(s) {unknown}; nested skorch "
                 f"settings must start with one of {SKORCH_PREFIXES}."
             )
-        pairs = to_canvases(X, what="pairs")
+        bank, index = as_bank(X)
         y = column_or_1d(y, warn=True)
-        check_consistent_length(pairs, y)
+        check_consistent_length(index, y)
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         if len(self.classes_) != 2:
@@ -277,10 +277,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 f"got {len(self.classes_)}: {self.classes_.tolist()[:10]}."
             )
         target = (y == self.classes_[1]).astype(np.float32)
-        self.canvas_shape_ = tuple(int(s) for s in pairs.shape[2:])
+        self.canvas_shape_ = tuple(int(s) for s in bank.shape[1:])
         self.device_ = self._resolve_device()
 
-        bank, index = pairs_to_bank(pairs)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
         train_idx, valid_idx = self._validation_split(index, target, len(bank), rng)
@@ -463,13 +462,12 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
 
     def _distances(self, X):
         check_is_fitted(self)
-        pairs = to_canvases(X, what="pairs")
-        if tuple(pairs.shape[2:]) != self.canvas_shape_:
+        bank, index = as_bank(X)
+        if tuple(bank.shape[1:]) != self.canvas_shape_:
             raise ValueError(
-                f"pairs have canvases of shape {tuple(pairs.shape[2:])}, but this verifier was "
+                f"pairs have canvases of shape {tuple(bank.shape[1:])}, but this verifier was "
                 f"fitted on {self.canvas_shape_}; preprocess with the same canvas_size."
             )
-        bank, index = pairs_to_bank(pairs)
         return self.net_.pair_distances(self.net_.embed(bank), index)
 
     def decision_function(self, X):

@@ -8,6 +8,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 
 from skseg import SiameseVerifier
+from skseg._pairs import as_bank
 from skseg.metrics import equal_error_rate, far_frr
 from skseg.nn import PairBatches, PairDataset
 
@@ -169,9 +170,7 @@ def test_verbose_reports_pairs_per_image_forward(signature_pairs, capsys):
 def test_validation_split_keeps_writers_apart(signature_pairs):
     d = signature_pairs
     clf = SiameseVerifier(max_epochs=1, random_state=0)
-    from skseg._pairs import pairs_to_bank
-
-    bank, index = pairs_to_bank(d["X_train"])
+    bank, index = as_bank(d["X_train"])
     target = d["y_train"].astype(np.float32)
     train, valid = clf._validation_split(index, target, len(bank), np.random.RandomState(0))
     assert len(valid) > 0
