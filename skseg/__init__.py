@@ -11,5 +11,13 @@ __version__ = "0.1.0"
 from ._pairs import PairedCanvases  # noqa: E402
 from .preprocessing import SignaturePreprocessor  # noqa: E402
 from .verifier import SiameseVerifier  # noqa: E402
+from .io import load, save  # noqa: E402
 
-__all__ = ["PairedCanvases", "SiameseVerifier", "SignaturePreprocessor", "__version__"]
+__all__ = [
+    "PairedCanvases",
+    "SiameseVerifier",
+    "SignaturePreprocessor",
+    "__version__",
+    "load",
+    "save",
+]

@@ -354,7 +354,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         )
         return everything, everything[:0]
 
-    def _build_net(self, valid, seed):
+    def _build_net(self, valid=None, seed=None):
         criterion_kwargs = {}
         if self.loss == "contrastive":
             criterion_kwargs = {"margin": self.margin, "pos_weight": self.pos_weight,
@@ -502,6 +502,12 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         """Labels from ``classes_``: ``classes_[1]`` where ``decision_function >= 0``."""
         decision = self.decision_function(X)
         return self.classes_[(decision >= 0).astype(int)]
+
+    def save(self, path):
+        """Save this fitted verifier in the safe format; see :func:`skseg.io.save`."""
+        from .io import save
+
+        save(self, path)
 
     def embed(self, images):
         """Embeddings of single canvases, for enrolment and search.
