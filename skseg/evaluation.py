@@ -1,0 +1,272 @@
+"""Writer-independent evaluation: the protocol behind every figure skseg reports.
+
+A verifier is only useful on writers it has never seen. Here each fold trains
+on some writers and tests on the others (:class:`~sklearn.model_selection.GroupKFold`
+by writer); the decision threshold is chosen by the verifier on validation
+writers held out of the *training* writers (``validation_fraction``), never on
+the test writers.
+"""
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import GroupKFold
+from sklearn.utils import Bunch
+
+from . import __version__
+from ._pairs import PairedCanvases
+from .datasets import make_pairs
+from .metrics import equal_error_rate, far_frr
+from .preprocessing import SignaturePreprocessor
+from .verifier import SiameseVerifier
+
+#: Figures reported per fold and summarised as mean and standard deviation.
+METRICS = (
+    "eer_skilled",
+    "eer_random",
+    "auc_skilled",
+    "accuracy_skilled",
+    "far_skilled",
+    "far_random",
+    "frr",
+    "train_seconds",
+)
+
+# Enough to keep every genuine x skilled-forgery combination of a test writer.
+_ALL_PAIRS = 1e6
+
+
+def _items(data):
+    values = data.paths if data.get("paths") is not None else data.images
+    items = np.empty(len(values), dtype=object)  # never let numpy stack the images
+    for i, value in enumerate(values):
+        items[i] = value
+    return items
+
+
+def _pairs_of(positions, writer, genuine, **kwargs):
+    """``make_pairs`` on image positions: the pairs come back as positions."""
+    subset = Bunch(images=list(positions), paths=None, writer=writer, genuine=genuine)
+    return make_pairs(subset, **kwargs)
+
+
+def cross_validate_writers(
+    data,
+    verifier=None,
+    *,
+    preprocessor=None,
+    n_splits=5,
+    random_forgeries_per_genuine_pair=1.0,
+    random_state=0,
+    progress=True,
+):
+    """Writer-independent k-fold cross-validation of a verifier.
+
+    In each fold the verifier is trained on the pairs of the training writers
+    (the SigNet protocol of :func:`~skseg.datasets.make_pairs`), chooses its
+    threshold on validation writers carved out of them, and is tested on the
+    held-out writers: every genuine-genuine pair and every genuine-skilled
+    forgery pair (no subsampling), plus random forgeries (a genuine signature
+    of another test writer), reported separately.
+
+    Every image is preprocessed once, and all pairs refer to that one bank of
+    canvases (:class:`~skseg.PairedCanvases`).
+
+    Parameters
+    ----------
+    data : Bunch
+        From :func:`~skseg.datasets.load_signatures` or
+        :func:`~skseg.datasets.make_synthetic_signatures`.
+    verifier : SiameseVerifier, default=None
+        Cloned for each fold; ``SiameseVerifier()`` (the defaults) if None.
+    preprocessor : SignaturePreprocessor, default=None
+        ``SignaturePreprocessor()`` if None.
+    n_splits : int, default=5
+        Number of writer folds.
+    random_forgeries_per_genuine_pair : float, default=1.0
+        Random-forgery test pairs per genuine test pair.
+    random_state : int, default=0
+        Seeds pair sampling; the verifier keeps its own ``random_state``.
+    progress : bool, default=True
+        Show a progress bar over the folds.
+
+    Returns
+    -------
+    result : dict
+        ``folds``: one dict per fold with the figures of :data:`METRICS`, the
+        writers tested and pair counts; ``summary``: ``{metric: {"mean", "std"}}``;
+        ``environment``: device, torch and skseg versions, machine; ``settings``:
+        the verifier's and preprocessor's parameters. ``scores`` (not written to
+        JSON): per fold, the test labels, kinds and decision values, for plots.
+
+    Examples
+    --------
+    >>> from skseg import SiameseVerifier, SignaturePreprocessor
+    >>> from skseg.datasets import make_synthetic_signatures
+    >>> from skseg.evaluation import cross_validate_writers
+    >>> data = make_synthetic_signatures(n_writers=6, n_genuine=4, n_forgeries=4,
+    ...                                  random_state=0)
+    >>> result = cross_validate_writers(
+    ...     data, SiameseVerifier(max_epochs=1, random_state=0),
+    ...     preprocessor=SignaturePreprocessor(canvas_size=(40, 60)),
+    ...     n_splits=3, progress=False)
+    >>> len(result["folds"]), sorted(result["summary"]["eer_skilled"])
+    (3, ['mean', 'std'])
+    """
+    verifier = SiameseVerifier() if verifier is None else verifier
+    preprocessor = SignaturePreprocessor() if preprocessor is None else preprocessor
+    writer = np.asarray(data.writer).astype(str)
+    genuine = np.asarray(data.genuine, dtype=bool)
+    n_writers = len(np.unique(writer))
+    if n_writers < n_splits:
+        raise ValueError(f"n_splits={n_splits} folds need as many writers; the data has {n_writers}.")
+
+    canvases = preprocessor.transform(_items(data))
+    positions = np.arange(len(canvases))
+    splits = list(GroupKFold(n_splits=n_splits).split(positions, groups=writer))
+    folds, scores = [], []
+    iterator = splits
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(splits, desc="writer folds", unit="fold")
+    for k, (train, test) in enumerate(iterator):
+        fold_verifier = clone(verifier)
+        train_pairs, y_train, _ = _pairs_of(
+            positions[train], writer[train], genuine[train], random_state=random_state + k
+        )
+        test_pairs, y_test, _, kind = _pairs_of(
+            positions[test], writer[test], genuine[test],
+            n_forgeries_per_genuine_pair=_ALL_PAIRS,
+            random_forgeries=random_forgeries_per_genuine_pair,
+            return_kind=True, random_state=random_state + k,
+        )
+        start = time.perf_counter()
+        fold_verifier.fit(PairedCanvases(canvases, train_pairs.astype(np.int64)), y_train)
+        train_seconds = time.perf_counter() - start
+        decision = fold_verifier.decision_function(
+            PairedCanvases(canvases, test_pairs.astype(np.int64))
+        )
+        folds.append({
+            "fold": k,
+            "test_writers": sorted(set(writer[test].tolist())),
+            "n_train_pairs": int(len(y_train)),
+            "n_test_pairs": {name: int((kind == name).sum()) for name in ("genuine", "skilled", "random")},
+            "threshold": float(fold_verifier.threshold_),
+            "validation_eer": float(fold_verifier.validation_eer_),
+            **_fold_metrics(y_test, kind, decision),
+            "train_seconds": train_seconds,
+        })
+        scores.append({"y": y_test, "kind": kind, "decision": decision})
+        device = fold_verifier.device_
+
+    summary = {
+        name: {"mean": float(np.mean([f[name] for f in folds])),
+               "std": float(np.std([f[name] for f in folds]))}
+        for name in METRICS
+    }
+    return {
+        "folds": folds,
+        "summary": summary,
+        "environment": _environment(device),
+        "settings": {
+            "verifier": _jsonable(verifier.get_params(deep=False)),
+            "preprocessor": _jsonable(preprocessor.get_params(deep=False)),
+            "n_splits": n_splits,
+            "n_writers": n_writers,
+            "n_images": int(len(canvases)),
+            "random_state": random_state,
+        },
+        "scores": scores,
+    }
+
+
+def _fold_metrics(y, kind, decision):
+    skilled = kind != "random"
+    random = kind != "skilled"
+    far_s, frr = far_frr(y[skilled], decision[skilled], 0.0)
+    far_r, _ = far_frr(y[random], decision[random], 0.0) if (kind == "random").any() else (np.nan, 0)
+    eer_r = equal_error_rate(y[random], decision[random])[0] if (kind == "random").any() else np.nan
+    return {
+        "eer_skilled": equal_error_rate(y[skilled], decision[skilled])[0],
+        "eer_random": eer_r,
+        "auc_skilled": float(roc_auc_score(y[skilled], decision[skilled])),
+        "accuracy_skilled": float(np.mean((decision[skilled] >= 0) == (y[skilled] == 1))),
+        "far_skilled": far_s,
+        "far_random": far_r,
+        "frr": frr,
+    }
+
+
+def _environment(device):
+    return {
+        "device": device,
+        "device_name": (torch.cuda.get_device_name(0) if str(device).startswith("cuda")
+                        else platform.processor() or platform.machine()),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "skseg": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def _jsonable(params):
+    out = {}
+    for key, value in params.items():
+        if isinstance(value, (bool, int, float, str)) or value is None:
+            out[key] = value
+        elif isinstance(value, (tuple, list)) and all(isinstance(v, (int, float, str)) for v in value):
+            out[key] = list(value)
+        else:
+            out[key] = getattr(value, "__name__", repr(value))
+    return out
+
+
+def write_report(result, path):
+    """Write ``result`` as JSON, with ROC and DET plots (PNG) next to it.
+
+    Parameters
+    ----------
+    result : dict
+        From :func:`cross_validate_writers`.
+    path : str or Path
+        The JSON file; the plots are ``<stem>_roc.png`` and ``<stem>_det.png``
+        (written when matplotlib is installed).
+
+    Returns
+    -------
+    written : list of Path
+        The files written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    report = {key: value for key, value in result.items() if key != "scores"}
+    path.write_text(json.dumps(report, indent=2, default=float) + "\n")
+    written = [path]
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+        from sklearn.metrics import DetCurveDisplay, RocCurveDisplay
+    except ImportError:
+        return written
+    for name, display in (("roc", RocCurveDisplay), ("det", DetCurveDisplay)):
+        fig, ax = plt.subplots(figsize=(5, 5))
+        for fold in result["scores"]:
+            skilled = fold["kind"] != "random"
+            display.from_predictions(fold["y"][skilled], fold["decision"][skilled], ax=ax,
+                                     name=f"fold {len(ax.get_lines())}")
+        ax.set_title(f"{name.upper()}, skilled forgeries, held-out writers")
+        out = path.with_name(f"{path.stem}_{name}.png")
+        fig.savefig(out, dpi=100, bbox_inches="tight")
+        plt.close(fig)
+        written.append(out)
+    return written
