@@ -12,20 +12,31 @@ from skseg._pairs import as_bank
 from skseg.metrics import equal_error_rate, far_frr
 from skseg.nn import PairBatches, PairDataset
 
-# Held-out-writer ROC AUC each loss must beat after ~15 s of CPU training on
-# 12 synthetic writers (chance is 0.5; measured about 0.85-0.95).
-MIN_HELD_OUT_AUC = 0.75
+# ROC AUC on 8 held-out synthetic writers that each loss must beat after 15
+# epochs on 24 writers (a few seconds to a minute on 2 cores). Chance is 0.5;
+# the raw pixel distance of the canvases reaches 0.77; measured on this data:
+# contrastive 0.90, bce 0.90, triplet 0.91.
+MIN_HELD_OUT_AUC = 0.8
+
+
+def _pixel_distance_auc(X, y):
+    flat = X.reshape(len(X), 2, -1).astype(np.float64)
+    return roc_auc_score(y, -np.linalg.norm(flat[:, 0] - flat[:, 1], axis=1))
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("loss", ["contrastive", "triplet", "bce"])
-def test_each_loss_separates_held_out_writers(signature_pairs, loss):
+@pytest.mark.parametrize("loss, margin", [("contrastive", 1.0), ("triplet", 0.5), ("bce", 1.0)])
+def test_each_loss_separates_held_out_writers(signature_pairs, loss, margin):
     d = signature_pairs
-    clf = SiameseVerifier(loss=loss, max_epochs=15, random_state=0).fit(d["X_train"], d["y_train"])
-    auc = roc_auc_score(d["y_test"], clf.decision_function(d["X_test"]))
+    clf = SiameseVerifier(loss=loss, margin=margin, max_epochs=15, random_state=0)
+    clf.fit(d["X_train"], d["y_train"])
+    decision = clf.decision_function(d["X_test"])
+    auc = roc_auc_score(d["y_test"], decision)
+    baseline = _pixel_distance_auc(d["X_test"], d["y_test"])
     assert auc > MIN_HELD_OUT_AUC, f"{loss}: held-out AUC {auc:.3f}"
-    eer, _ = equal_error_rate(d["y_test"], clf.decision_function(d["X_test"]))
-    assert eer < 0.35, f"{loss}: held-out EER {eer:.3f}"
+    assert auc > baseline + 0.05, f"{loss}: AUC {auc:.3f} vs pixel distance {baseline:.3f}"
+    eer, _ = equal_error_rate(d["y_test"], decision)
+    assert eer < 0.3, f"{loss}: held-out EER {eer:.3f}"
 
 
 def test_outputs_are_consistent(fitted_verifier, signature_pairs):

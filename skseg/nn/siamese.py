@@ -56,8 +56,9 @@ class SiameseModule(nn.Module):
     normalize : bool
         L2-normalise the embeddings (distances then live in [0, 2]).
     head : bool
-        Compare pairs with a learned linear head on ``|e1 - e2|`` instead of a
-        fixed distance; the distance reported is then ``-logit``.
+        Compare pairs with a learned head (BatchNorm, then linear) on
+        ``|e1 - e2|`` instead of a fixed distance; the distance reported is then
+        ``-logit``.
     augment : bool
         Apply :func:`random_affine` to training batches.
     backbone_kwargs : dict, optional
@@ -80,7 +81,11 @@ class SiameseModule(nn.Module):
         self.distance = distance
         self.normalize = normalize
         self.augment = augment
-        self.head = nn.Linear(embedding_dim, 1) if head else None
+        # BatchNorm puts |e1 - e2| on a unit scale, so the linear head learns at
+        # the optimizer's pace whatever the embedding's norm.
+        self.head = (
+            nn.Sequential(nn.BatchNorm1d(embedding_dim), nn.Linear(embedding_dim, 1)) if head else None
+        )
 
     def forward(self, images):
         """Embeddings ``(n, embedding_dim)`` of uint8 canvases ``(n, H, W)``."""
