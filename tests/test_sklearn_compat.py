@@ -179,5 +179,7 @@ def test_read_only_input(fitted_verifier, signature_pairs):
 @pytest.mark.parametrize("dtype", [np.uint8, np.int64, np.float32, np.float64])
 def test_dtypes(fitted_verifier, signature_pairs, dtype):
     X = signature_pairs["X_test"][:8]
-    X = X.astype(dtype) / (255 if np.dtype(dtype).kind == "f" else 1)
+    X = X.astype(dtype)
+    if np.dtype(dtype).kind == "f":
+        X /= 255
     assert fitted_verifier.decision_function(X).shape == (8,)

@@ -1,0 +1,279 @@
+"""The ``skseg`` command: demo, fit, verify, evaluate and benchmark.
+
+Models are written and read by file extension: ``.safetensors`` (the default,
+safe to load, see :mod:`skseg.io`) or ``.joblib`` (a pickle: load only files
+you trust).
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+EXIT_ERROR = 1
+
+
+def _load_model(path):
+    import joblib
+
+    from .io import load
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {str(path)!r}")
+    if path.suffix == ".joblib":
+        return joblib.load(path)
+    return load(path)
+
+
+def _save_model(model, path):
+    import joblib
+
+    from .io import save
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".joblib":
+        joblib.dump(model, path)
+    else:
+        save(model, path)
+
+
+def _as_pipeline(model):
+    """A model that takes image paths: add a matching preprocessor to a bare verifier."""
+    from sklearn.pipeline import Pipeline
+
+    from .preprocessing import SignaturePreprocessor
+
+    if isinstance(model, Pipeline):
+        return model
+    return Pipeline([("prep", SignaturePreprocessor(canvas_size=model.canvas_shape_)),
+                     ("clf", model)])
+
+
+def _verifier(args, **overrides):
+    from .verifier import SiameseVerifier
+
+    params = {"random_state": args.seed, "device": args.device}
+    for name in ("backbone", "loss", "max_epochs"):
+        value = getattr(args, name, None)
+        if value is not None:
+            params[name] = value
+    params.update(overrides)
+    return SiameseVerifier(**params)
+
+
+def _print_rates(label, y, decision):
+    from sklearn.metrics import roc_auc_score
+
+    from .metrics import equal_error_rate, far_frr
+
+    eer, _ = equal_error_rate(y, decision)
+    far, frr = far_frr(y, decision, 0.0)
+    print(f"{label}: EER {eer:.2%}  AUC {roc_auc_score(y, decision):.3f}  "
+          f"at the model's threshold: FAR {far:.2%}  FRR {frr:.2%}  ({len(y)} pairs)")
+    return eer
+
+
+def cmd_demo(args):
+    from sklearn.pipeline import Pipeline
+
+    from .datasets import make_pairs, make_synthetic_signatures
+    from .evaluation import write_report
+    from .preprocessing import SignaturePreprocessor
+
+    print(f"Generating {args.writers} synthetic writers "
+          f"({args.genuine} genuine signatures and {args.genuine} skilled forgeries each)...")
+    data = make_synthetic_signatures(args.writers, args.genuine, args.genuine,
+                                     forgery_strength=args.forgery_strength,
+                                     random_state=args.seed)
+    pairs, y, groups = make_pairs(data, random_state=args.seed)
+    writers = np.unique(groups)
+    test = np.isin(groups, writers[: max(1, len(writers) // 4)])
+    print(f"Training on {len(writers) - len(np.unique(groups[test]))} writers "
+          f"({(~test).sum()} pairs), testing on {len(np.unique(groups[test]))} others.")
+    model = Pipeline([("prep", SignaturePreprocessor()),
+                      ("clf", _verifier(args, verbose=1))])
+    start = time.perf_counter()
+    model.fit(pairs[~test], y[~test])
+    clf = model.named_steps["clf"]
+    print(f"Trained in {time.perf_counter() - start:.0f} s on {clf.device_}; "
+          f"threshold (distance) {clf.threshold_:.4f}, chosen by {clf.threshold_strategy!r} "
+          "on held-out training writers.")
+    decision = model.decision_function(pairs[test])
+    _print_rates("Held-out writers", y[test], decision)
+    out = Path(args.output_dir)
+    result = {"scores": [{"y": y[test], "kind": np.full(test.sum(), "skilled"),
+                          "decision": decision}],
+              "threshold": clf.threshold_}
+    for path in write_report(result, out / "demo.json")[1:]:
+        print(f"Wrote {path}")
+
+
+def cmd_fit(args):
+    from sklearn.pipeline import Pipeline
+
+    from .datasets import load_signatures, make_pairs
+    from .preprocessing import SignaturePreprocessor
+
+    data = load_signatures(args.data_dir, layout=args.layout)
+    pairs, y, _ = make_pairs(data, random_forgeries=args.random_forgeries, random_state=args.seed)
+    print(f"{len(np.unique(data.writer))} writers, {len(data.paths)} images "
+          f"({data.layout} layout): {len(y)} training pairs.")
+    model = Pipeline([("prep", SignaturePreprocessor(n_jobs=-1)),
+                      ("clf", _verifier(args, verbose=2))])
+    model.fit(pairs, y)
+    _save_model(model, args.output)
+    print(f"Saved to {args.output}")
+
+
+def cmd_verify(args):
+    model = _as_pipeline(_load_model(args.model))
+    clf = model.steps[-1][1]
+    pairs = np.empty((len(args.references), 2), dtype=object)
+    pairs[:, 0] = [str(r) for r in args.references]
+    pairs[:, 1] = str(args.questioned)
+    decisions = model.decision_function(pairs)
+    # Several references of the claimed writer: average their evidence.
+    combined = float(np.mean(decisions))
+    probability = float(1 / (1 + np.exp(-clf.proba_scale_ * combined)))
+    verdict = "genuine" if combined >= 0 else "forged"
+    if args.json:
+        print(json.dumps({"verdict": verdict, "score": combined, "probability_genuine": probability,
+                          "threshold": clf.threshold_, "per_reference": decisions.tolist()}))
+        return
+    for reference, decision in zip(args.references, decisions):
+        print(f"  vs {reference}: score {decision:+.4f}")
+    print(f"Verdict: {verdict}  (score {combined:+.4f}, P(genuine) {probability:.3f}; "
+          f"score = threshold {clf.threshold_:.4f} - distance, > 0 means genuine)")
+
+
+def cmd_evaluate(args):
+    from .datasets import load_signatures, make_pairs
+
+    model = _as_pipeline(_load_model(args.model))
+    data = load_signatures(args.data_dir, layout=args.layout)
+    pairs, y, _, kind = make_pairs(data, n_forgeries_per_genuine_pair=1e6, random_forgeries=1.0,
+                                   return_kind=True, random_state=args.seed)
+    y = np.where(y == 1, model.steps[-1][1].classes_[1], model.steps[-1][1].classes_[0])
+    decision = model.decision_function(pairs)
+    skilled, random = kind != "random", kind != "skilled"
+    _print_rates("Skilled forgeries", y[skilled], decision[skilled])
+    _print_rates("Random forgeries", y[random], decision[random])
+
+
+def cmd_benchmark(args):
+    from .datasets import load_signatures
+    from .evaluation import METRICS, cross_validate_writers, write_report
+
+    data = load_signatures(args.data_dir, layout=args.layout)
+    print(f"{len(np.unique(data.writer))} writers, {len(data.paths)} images ({data.layout} layout); "
+          f"{args.folds}-fold writer-independent cross-validation.")
+    from .preprocessing import SignaturePreprocessor
+
+    result = cross_validate_writers(
+        data, _verifier(args, verbose=int(args.verbose)),
+        preprocessor=SignaturePreprocessor(n_jobs=-1), n_splits=args.folds,
+        random_state=args.seed, progress=True,
+    )
+    print(f"\n{'metric':<18}" + "".join(f"fold {f['fold']:<4}" for f in result["folds"])
+          + "   mean +- std")
+    for name in METRICS:
+        cells = "".join(f"{f[name]:<9.4f}" for f in result["folds"])
+        s = result["summary"][name]
+        print(f"{name:<18}{cells}   {s['mean']:.4f} +- {s['std']:.4f}")
+    env = result["environment"]
+    print(f"device {env['device']} ({env['device_name']}), torch {env['torch']}")
+    for path in write_report(result, args.output):
+        print(f"Wrote {path}")
+
+
+def _add_training_options(parser, epochs_default=None):
+    parser.add_argument("--backbone", choices=["compact", "signet"], default=None,
+                        help="embedding network (default: the verifier's default, compact)")
+    parser.add_argument("--loss", choices=["contrastive", "triplet", "bce"], default=None)
+    parser.add_argument("--epochs", dest="max_epochs", type=int, default=epochs_default,
+                        help="training epochs (default: the verifier's default)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="skseg", description="Offline handwritten signature verification.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"skseg {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="train the default model on synthetic signatures",
+                       description="Train the default model on synthetic signatures, print the "
+                       "held-out writers' EER and the chosen threshold, write ROC and DET plots.")
+    p.add_argument("--writers", type=int, default=24, help="synthetic writers (default: 24)")
+    p.add_argument("--genuine", type=int, default=8,
+                   help="genuine signatures and skilled forgeries per writer (default: 8)")
+    p.add_argument("--forgery-strength", type=float, default=2.0,
+                   help="how far forgeries deviate from the writer (default: 2.0)")
+    p.add_argument("--output-dir", default="skseg-demo", help="where plots go (default: skseg-demo)")
+    _add_training_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("fit", help="train on a folder of signatures and save the model",
+                       description="Train a preprocessor + verifier on every writer of DATA_DIR "
+                       "(SigNet pairs) and save it.")
+    p.add_argument("data_dir", help="CEDAR, Kaggle/SigComp, BHSig260 or <writer>/genuine|forged/")
+    p.add_argument("-o", "--output", required=True,
+                   help="model file: .safetensors (safe to load) or .joblib (pickle)")
+    p.add_argument("--layout", default="auto")
+    p.add_argument("--random-forgeries", type=float, default=0.0,
+                   help="random-forgery pairs per genuine pair (default: 0)")
+    _add_training_options(p)
+    p.set_defaults(func=cmd_fit)
+
+    p = sub.add_parser("verify", help="is QUESTIONED by the writer of the references?",
+                       description="Compare a questioned signature with one or more genuine "
+                       "references of the claimed writer; the evidence of several references "
+                       "is averaged.")
+    p.add_argument("model")
+    p.add_argument("questioned")
+    p.add_argument("references", nargs="+", metavar="reference")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("evaluate", help="error rates of a saved model on a folder of signatures",
+                       description="EER, AUC, FAR and FRR of MODEL on every pair of DATA_DIR: "
+                       "all genuine and skilled-forgery pairs, and random forgeries.")
+    p.add_argument("model")
+    p.add_argument("data_dir")
+    p.add_argument("--layout", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("benchmark", help="writer-independent k-fold cross-validation",
+                       description="Writer-independent k-fold cross-validation of the verifier "
+                       "on DATA_DIR; writes a JSON report with ROC and DET plots.")
+    p.add_argument("data_dir")
+    p.add_argument("-o", "--output", default="benchmark.json", help="JSON report path")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--layout", default="auto")
+    p.add_argument("--verbose", type=int, default=0, help="1: epoch table, 2: progress bars")
+    _add_training_options(p)
+    p.set_defaults(func=cmd_benchmark)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except (OSError, ValueError, TypeError) as err:
+        print(f"skseg {args.command}: error: {err}", file=sys.stderr)
+        return EXIT_ERROR
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The skseg command: every subcommand runs, helps, and names bad paths."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from skseg.cli import build_parser, main
+from skseg.datasets import make_synthetic_signatures
+
+COMMANDS = ["demo", "fit", "verify", "evaluate", "benchmark"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    assert f"usage: skseg {command}" in capsys.readouterr().out
+
+
+def test_top_level_help_lists_the_commands():
+    help_text = build_parser().format_help()
+    assert all(command in help_text for command in COMMANDS)
+
+
+@pytest.fixture(scope="module")
+def signature_folder(tmp_path_factory):
+    """A generic <writer>/genuine|forged/ folder of synthetic scans."""
+    root = tmp_path_factory.mktemp("signatures")
+    data = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=3, random_state=0)
+    counts = {}
+    for image, writer, genuine in zip(data.images, data.writer, data.genuine):
+        folder = root / f"w{writer}" / ("genuine" if genuine else "forged")
+        folder.mkdir(parents=True, exist_ok=True)
+        n = counts[folder] = counts.get(folder, 0) + 1
+        Image.fromarray(image).save(folder / f"{n}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def saved_model(signature_folder, tmp_path_factory):
+    path = tmp_path_factory.mktemp("model") / "model.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1"]) == 0
+    return path
+
+
+def test_fit_then_verify(saved_model, signature_folder, capsys):
+    genuine = sorted((signature_folder / "w0" / "genuine").glob("*.png"))
+    forged = sorted((signature_folder / "w0" / "forged").glob("*.png"))
+    capsys.readouterr()
+    assert main(["verify", str(saved_model), str(forged[0]), *map(str, genuine[:3]),
+                 "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["verdict"] in ("genuine", "forged")
+    assert len(result["per_reference"]) == 3
+    assert result["score"] == pytest.approx(np.mean(result["per_reference"]))
+    assert main(["verify", str(saved_model), str(genuine[3]), str(genuine[0])]) == 0
+    assert "Verdict:" in capsys.readouterr().out
+
+
+def test_joblib_models_work_too(signature_folder, tmp_path, capsys):
+    path = tmp_path / "model.joblib"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1"]) == 0
+    assert main(["evaluate", str(path), str(signature_folder)]) == 0
+    out = capsys.readouterr().out
+    assert "Skilled forgeries: EER" in out and "Random forgeries: EER" in out
+
+
+def test_benchmark_writes_json_and_plots(signature_folder, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "bench.json"
+    assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
+                 "--epochs", "1"]) == 0
+    report = json.loads(out.read_text())
+    assert len(report["folds"]) == 2
+    assert set(report["summary"]) >= {"eer_skilled", "eer_random", "auc_skilled", "train_seconds"}
+    assert (tmp_path / "bench_roc.png").exists() and (tmp_path / "bench_det.png").exists()
+    assert "eer_skilled" in capsys.readouterr().out
+
+
+def test_demo_runs(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    assert main(["demo", "--writers", "6", "--genuine", "4", "--epochs", "1",
+                 "--output-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Held-out writers: EER" in out and "threshold" in out
+    assert (tmp_path / "demo_roc.png").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (["verify", "{tmp}/missing.safetensors", "{tmp}/q.png", "{tmp}/r.png"], "no model file"),
+        (["fit", "{tmp}/no-such-folder", "-o", "{tmp}/m.safetensors"], "no-such-folder"),
+        (["evaluate", "{model}", "{tmp}/no-such-folder"], "no-such-folder"),
+        (["verify", "{model}", "{tmp}/missing.png", "{tmp}/also-missing.png"], "missing.png"),
+    ],
+)
+def test_bad_paths_give_a_clear_error(argv, match, tmp_path, saved_model, capsys):
+    argv = [a.format(tmp=tmp_path, model=saved_model) for a in argv]
+    assert main(argv) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"skseg {argv[0]}: error:")
+    assert match in err
