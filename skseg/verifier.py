@@ -296,14 +296,17 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             self._check_backbone_accepts(images[:1])
             self.net_.partial_fit(train, y=None)  # initialised above: no re-initialisation
 
+        # Threshold and probability calibration on the held-out pairs, on the device.
         calibration = valid if valid is not None else train
-        distances = self.net_.pair_distances(self.net_.embed(bank), calibration.pairs)
+        embeddings = self.net_.embed(bank)
+        distances = self.net_.pair_distances(embeddings, calibration.pairs, numpy=False)
+        target = torch.as_tensor(calibration.target, device=distances.device)
         self.validation_eer_ = float("nan")
         if valid is not None:
-            fpr, tpr, _ = roc_curve(torch.from_numpy(valid.target), torch.from_numpy(-distances))
+            fpr, tpr, _ = roc_curve(target, -distances)
             self.validation_eer_ = equal_error_rate_from_roc(fpr, tpr)[0]
-        self._calibrate(distances, calibration.target, self.threshold_strategy,
-                        self.threshold_target, choose=self.threshold == "auto")
+        self._calibrate(distances, target, self.threshold_strategy, self.threshold_target,
+                        choose=self.threshold == "auto")
         return self
 
     def _resolve_device(self):
@@ -407,19 +410,19 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
     # -- threshold and probabilities ------------------------------------------
 
     def _calibrate(self, distances, target, strategy, target_rate, choose=True):
-        """Set ``threshold_`` (if ``choose``) and ``proba_scale_`` from labelled distances."""
-        target = np.asarray(target)
+        """Set ``threshold_`` (if ``choose``) and ``proba_scale_``.
+
+        ``distances`` and ``target`` (1 = genuine) are tensors on one device,
+        where the ROC analysis runs.
+        """
         if choose:
-            score = torch.from_numpy(-np.asarray(distances, dtype=np.float64))
-            self.threshold_ = -choose_threshold(
-                torch.from_numpy(target), score, strategy, target_rate
-            )
+            self.threshold_ = -choose_threshold(target, -distances, strategy, target_rate)
         else:
             self.threshold_ = float(self.threshold)
-        decision = (self.threshold_ - distances).reshape(-1, 1)
+        decision = (self.threshold_ - distances).cpu().numpy().reshape(-1, 1)
         # Logistic calibration without intercept: P(genuine) = 0.5 exactly at the threshold.
         calibrator = LogisticRegression(fit_intercept=False, C=1e4)
-        calibrator.fit(decision, target.astype(int))
+        calibrator.fit(decision, target.cpu().numpy().astype(int))
         scale = float(calibrator.coef_[0, 0])
         if not np.isfinite(scale) or scale <= 0:  # a useless model: fall back to the spread
             scale = 1.0 / (float(np.std(decision)) + 1e-12)
@@ -447,20 +450,21 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         strategy = self.threshold_strategy if strategy is None else strategy
         target = self.threshold_target if target is None else target
         y = column_or_1d(y)
-        distances = self._distances(X)
-        check_consistent_length(distances, y)
+        distances = self._distances(X, numpy=False)
+        check_consistent_length(distances.cpu().numpy(), y)
         unknown = ~np.isin(y, self.classes_)
         if unknown.any():
             raise ValueError(
                 f"y has label {y[np.flatnonzero(unknown)[0]]!r}, not one of classes_ "
                 f"{self.classes_.tolist()}."
             )
-        self._calibrate(distances, (y == self.classes_[1]).astype(np.float32), strategy, target)
+        genuine = torch.as_tensor(y == self.classes_[1], dtype=torch.float32, device=distances.device)
+        self._calibrate(distances, genuine, strategy, target)
         return self
 
     # -- prediction -------------------------------------------------------------
 
-    def _distances(self, X):
+    def _distances(self, X, numpy=True):
         check_is_fitted(self)
         bank, index = as_bank(X)
         if tuple(bank.shape[1:]) != self.canvas_shape_:
@@ -468,7 +472,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 f"pairs have canvases of shape {tuple(bank.shape[1:])}, but this verifier was "
                 f"fitted on {self.canvas_shape_}; preprocess with the same canvas_size."
             )
-        return self.net_.pair_distances(self.net_.embed(bank), index)
+        return self.net_.pair_distances(self.net_.embed(bank), index, numpy=numpy)
 
     def decision_function(self, X):
         """Signed confidence that each pair is genuine: ``threshold_ - distance``.

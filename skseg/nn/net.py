@@ -71,14 +71,17 @@ class SiameseNet(NeuralNet):
             return torch.empty((0, 0), device=self.device)
         return torch.cat(chunks)
 
-    def pair_distances(self, embeddings, pairs, batch_size=65536):
-        """Distances of index pairs ``(m, 2)`` into ``embeddings``, as a float64 numpy array."""
+    def pair_distances(self, embeddings, pairs, batch_size=65536, numpy=True):
+        """Distances of index pairs ``(m, 2)`` into ``embeddings``.
+
+        A float64 numpy array, or with ``numpy=False`` a tensor on the net's
+        device (so that threshold calibration runs there).
+        """
         pairs = torch.as_tensor(np.asarray(pairs, dtype=np.int64), device=embeddings.device)
         out = []
         with torch.inference_mode():
             for start in range(0, len(pairs), batch_size):
                 p = pairs[start : start + batch_size]
                 out.append(self.module_.pair_distance(embeddings[p[:, 0]], embeddings[p[:, 1]]))
-        if not out:
-            return np.empty(0)
-        return torch.cat(out).double().cpu().numpy()
+        distances = torch.cat(out).double() if out else embeddings.new_zeros(0, dtype=torch.float64)
+        return distances.cpu().numpy() if numpy else distances
