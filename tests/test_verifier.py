@@ -299,7 +299,14 @@ def test_backbone_that_cannot_take_the_canvas_is_named():
             return self.fc(x.flatten(1))
 
     with pytest.raises(ValueError, match="cannot process canvases of shape"):
-        SiameseVerifier(backbone=Fixed, embedding_dim=4).fit(_pairs(8), [0, 1] * 4)
+        SiameseVerifier(backbone=Fixed, embedding_dim=4, validation_fraction=0).fit(
+            _pairs(8), [0, 1] * 4
+        )
+
+
+def test_too_few_pairs_to_hold_out_warns():
+    with pytest.warns(UserWarning, match=r"Too few pairs \(8\) to hold out 20%"):
+        SiameseVerifier(max_epochs=1, random_state=0).fit(_pairs(8), [0, 1] * 4)
 
 
 def test_calibrate_threshold_with_unknown_labels(fitted_verifier, signature_pairs):
