@@ -177,7 +177,7 @@ def cmd_benchmark(args):
     result = cross_validate_writers(
         data, _verifier(args, verbose=int(args.verbose)),
         preprocessor=SignaturePreprocessor(n_jobs=-1), n_splits=args.folds,
-        random_state=args.seed, progress=True,
+        random_state=args.seed, progress=True, folds=args.only_folds,
     )
     print(f"\n{'metric':<18}" + "".join(f"fold {f['fold']:<4}" for f in result["folds"])
           + "   mean +- std")
@@ -257,7 +257,9 @@ def build_parser():
                        "on DATA_DIR; writes a JSON report with ROC and DET plots.")
     p.add_argument("data_dir")
     p.add_argument("-o", "--output", default="benchmark.json", help="JSON report path")
-    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--folds", type=int, default=5, help="number of writer folds (default: 5)")
+    p.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
+                   help="run only these folds, numbered from 0 (default: all)")
     p.add_argument("--layout", default="auto")
     p.add_argument("--verbose", type=int, default=0, help="1: epoch table, 2: progress bars")
     _add_training_options(p)

@@ -65,6 +65,7 @@ def cross_validate_writers(
     random_forgeries_per_genuine_pair=1.0,
     random_state=0,
     progress=True,
+    folds=None,
 ):
     """Writer-independent k-fold cross-validation of a verifier.
 
@@ -95,6 +96,9 @@ def cross_validate_writers(
         Seeds pair sampling; the verifier keeps its own ``random_state``.
     progress : bool, default=True
         Show a progress bar over the folds.
+    folds : list of int, default=None
+        Run only these folds of the ``n_splits`` (e.g. to spread them over
+        machines); all by default.
 
     Returns
     -------
@@ -129,14 +133,20 @@ def cross_validate_writers(
 
     canvases = preprocessor.transform(_items(data))
     positions = np.arange(len(canvases))
-    splits = list(GroupKFold(n_splits=n_splits).split(positions, groups=writer))
-    folds, scores = [], []
+    splits = list(enumerate(GroupKFold(n_splits=n_splits).split(positions, groups=writer)))
+    if folds is not None:
+        unknown = sorted(set(folds) - set(range(n_splits)))
+        if unknown:
+            raise ValueError(f"folds={list(folds)}: fold(s) {unknown} do not exist; "
+                             f"there are {n_splits} (0 to {n_splits - 1}).")
+        splits = [splits[k] for k in sorted(set(folds))]
+    results, scores = [], []
     iterator = splits
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(splits, desc="writer folds", unit="fold")
-    for k, (train, test) in enumerate(iterator):
+    for k, (train, test) in iterator:
         fold_verifier = clone(verifier)
         train_pairs, y_train, _ = _pairs_of(
             positions[train], writer[train], genuine[train], random_state=random_state + k
@@ -153,7 +163,7 @@ def cross_validate_writers(
         decision = fold_verifier.decision_function(
             PairedCanvases(canvases, test_pairs.astype(np.int64))
         )
-        folds.append({
+        results.append({
             "fold": k,
             "test_writers": sorted(set(writer[test].tolist())),
             "n_train_pairs": int(len(y_train)),
@@ -167,12 +177,12 @@ def cross_validate_writers(
         device = fold_verifier.device_
 
     summary = {
-        name: {"mean": float(np.mean([f[name] for f in folds])),
-               "std": float(np.std([f[name] for f in folds]))}
+        name: {"mean": float(np.mean([f[name] for f in results])),
+               "std": float(np.std([f[name] for f in results]))}
         for name in METRICS
     }
     return {
-        "folds": folds,
+        "folds": results,
         "summary": summary,
         "environment": _environment(device),
         "settings": {

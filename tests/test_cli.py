@@ -104,3 +104,12 @@ def test_bad_paths_give_a_clear_error(argv, match, tmp_path, saved_model, capsys
     err = capsys.readouterr().err
     assert err.startswith(f"skseg {argv[0]}: error:")
     assert match in err
+
+
+def test_benchmark_runs_only_the_chosen_folds(signature_folder, tmp_path):
+    out = tmp_path / "one.json"
+    assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "4",
+                 "--only-folds", "2", "--epochs", "1"]) == 0
+    assert [f["fold"] for f in json.loads(out.read_text())["folds"]] == [2]
+    assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
+                 "--only-folds", "5", "--epochs", "1"]) == 1
