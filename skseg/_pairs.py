@@ -165,13 +165,17 @@ def deduplicate(images):
 def as_bank(X):
     """Validated pairs as ``bank (u, H, W)`` uint8 and ``index (n, 2)``.
 
-    :class:`PairedCanvases` are taken as they are; arrays are checked with
-    :func:`to_canvases` and their identical images folded together.
+    Arrays are checked with :func:`to_canvases` and their identical images
+    folded together. :class:`PairedCanvases` are taken as they are, less the
+    images no pair uses (a cross-validation split shares the whole bank).
     """
     if isinstance(X, PairedCanvases):
         if len(X) == 0:
             raise ValueError(f"pairs is empty: shape {X.shape}.")
-        return X.images, X.index
+        used, index = np.unique(X.index, return_inverse=True)
+        if len(used) == len(X.images):
+            return X.images, X.index
+        return X.images[used], index.reshape(X.index.shape)
     return pairs_to_bank(to_canvases(X, what="pairs"))
 
 

@@ -95,3 +95,10 @@ def test_cross_validation_on_paired_canvases(signature_pairs):
     scores = cross_val_score(SiameseVerifier(max_epochs=1, random_state=0), compact, y,
                              groups=groups, cv=GroupKFold(2), scoring="roc_auc")
     assert np.isfinite(scores).all()
+
+
+def test_as_bank_drops_images_no_pair_uses():
+    bank = _bank(6)
+    images, index = as_bank(PairedCanvases(bank, [[4, 1], [1, 5]]))
+    assert len(images) == 3
+    np.testing.assert_array_equal(images[index], bank[[[4, 1], [1, 5]]])

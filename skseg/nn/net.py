@@ -59,8 +59,12 @@ class SiameseNet(NeuralNet):
         return self.criterion_(distance, target, pairs)
 
     def embed(self, images, batch_size=None):
-        """Embeddings of a uint8 image bank ``(n, H, W)``, as a tensor on ``self.device``."""
-        batch_size = batch_size or max(self.batch_size, 256)
+        """Embeddings of a uint8 image bank ``(n, H, W)``, as a tensor on ``self.device``.
+
+        In batches of the training size by default, so that inference needs no
+        more activation memory than training did.
+        """
+        batch_size = batch_size or self.batch_size
         self.module_.eval()
         chunks = []
         with torch.inference_mode():
