@@ -1,0 +1,606 @@
+"""Speed and memory of skseg against the naive Siamese recipe of public notebooks.
+
+Side by side, in one run, on the same machine, with the same backbone class, canvas
+size, SigNet-style pairs (``make_pairs``), loss (``ContrastiveLoss``), optimizer
+(AdamW) and torch threads (= cores):
+
+1. **Training**: labelled pairs/s and image forwards/s of ``SiameseVerifier.fit`` on
+   canvases preprocessed beforehand and passed as ``PairedCanvases`` (the fit alone is
+   timed; forwards and pairs come from ``net_.history``), against the naive way: a
+   ``Dataset`` whose ``__getitem__`` opens and preprocesses both images of a pair
+   (PIL open -> grayscale -> resize -> invert -> tensor) on every access, a
+   ``DataLoader(batch_size=32, shuffle=True)`` and two forwards per pair.
+2. **All-pairs inference**: pairs/s of ``decision_function`` on every unordered pair
+   among N images, alone and with the preprocessing of the N images included, against
+   the naive per-pair loop (load + preprocess both images, two forwards, batched with a
+   DataLoader), measured on a random subset of the pairs when there are many.
+3. **Preprocessing**: images/s of ``SignaturePreprocessor`` with ``n_jobs=1`` and
+   ``n_jobs=-1`` (its default backend, threads, and loky forced through
+   ``joblib.parallel_config``), and the speed-up.
+4. **Peak memory** of ``SiameseVerifier.fit(max_epochs=1)`` on all SigNet pairs of the
+   data set as ``PairedCanvases``, in a fresh subprocess (peak RSS: VmHWM on Linux,
+   where ``ru_maxrss`` would still hold the parent's; ``ru_maxrss`` elsewhere): bank
+   size, the materialised pairs it avoids, model size, RSS before fit, peak RSS.
+5. CPU training images/s of the ``compact`` backbone (forward + backward + AdamW step,
+   batches of 64) and the environment (torch, threads, CPU model, cores).
+
+The naive rates are measured on at most ``--naive-pairs`` pairs (a rate, so it
+extrapolates; the output says when it did). Goals are printed as PASS/FAIL next to
+the measured ratios.
+
+Usage::
+
+    python bench/speed.py                                 # synthetic signatures
+    python bench/speed.py --data ../shared/data/cedar     # a real folder
+    python bench/speed.py --backbone signet --device cuda
+    python bench/speed.py --quick                         # tiny sizes, a smoke test
+
+Synthetic signatures are written as PNG files to a temporary folder first, so that the
+naive way has files to open. Results go to ``--out`` (default
+``bench/results/speed.json``).
+"""
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from pathlib import Path
+
+import joblib
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, Dataset
+
+from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
+from skseg.datasets import load_signatures, make_pairs, make_synthetic_signatures
+from skseg.nn import BACKBONES, ContrastiveLoss
+from skseg.nn.siamese import SiameseModule
+
+GOALS = {  # measured ratio, comparison, target
+    "training": (">=", 20.0),
+    "inference": (">=", 10.0),
+    "preprocessing": (">=", 1.7),
+    "memory": ("<=", 2.0),
+}
+NAIVE_BATCH = 32  # pairs per batch, as the notebooks do
+EMBEDDING_DIM = 128
+
+FULL = {"canvas": [155, 220], "writers": 20, "images_per_writer": 24,
+        "all_pairs_images": 200, "epochs": 1, "naive_pairs": 2048, "compact_steps": 10}
+QUICK = {"canvas": [80, 120], "writers": 3, "images_per_writer": 6,
+         "all_pairs_images": 12, "epochs": 1, "naive_pairs": 64, "compact_steps": 2}
+
+
+# -- environment and data ------------------------------------------------------------
+
+def n_cores():
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(device):
+    return {
+        "device": device,
+        "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
+        "cpu": cpu_model(),
+        "cores": n_cores(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def resolve_device(name):
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        sys.exit(f"--device {name}: CUDA is not available here.")
+    return name
+
+
+def synchronize(device):
+    # CUDA runs asynchronously: stop the clock only when the work is done.
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def write_synthetic(folder, n_writers, images_per_writer, random_state=0):
+    """Synthetic signatures as PNG files in the generic layout, loaded back as a folder."""
+    n_genuine = max(2, images_per_writer // 2)
+    data = make_synthetic_signatures(n_writers=n_writers, n_genuine=n_genuine,
+                                     n_forgeries=images_per_writer - n_genuine,
+                                     random_state=random_state)
+    counts = {}
+    for image, writer, genuine in zip(data.images, data.writer, data.genuine):
+        sub = Path(folder, f"w{int(writer):03d}", "genuine" if genuine else "forged")
+        sub.mkdir(parents=True, exist_ok=True)
+        n = counts[sub] = counts.get(sub, 0) + 1
+        Image.fromarray(image).save(sub / f"{n:03d}.png")
+    return load_signatures(folder, layout="generic")
+
+
+def keep_writers(data, n_writers):
+    """The first ``n_writers`` writers of a loaded folder (to shorten a real-data run)."""
+    keep = np.isin(data.writer, list(dict.fromkeys(data.writer))[:n_writers])
+    return {"paths": np.asarray(data.paths)[keep], "writer": data.writer[keep],
+            "genuine": data.genuine[keep]}
+
+
+def signet_pairs(data, random_state=0):
+    """SigNet-protocol pairs as positions into ``data["paths"]``, and their labels."""
+    pairs, y, _ = make_pairs(data, random_state=random_state)
+    position = {p: i for i, p in enumerate(map(str, data["paths"]))}
+    index = np.vectorize(position.__getitem__, otypes=[np.int64])(pairs.astype(str))
+    return index, y
+
+
+# -- the naive baseline -------------------------------------------------------------
+
+class NaivePairs(Dataset):
+    """Public-notebook style: every access opens and preprocesses both images of a pair."""
+
+    def __init__(self, paths, index, target, canvas):
+        self.paths, self.index, self.target = list(map(str, paths)), index, target
+        self.size = (canvas[1], canvas[0])  # PIL wants (width, height)
+
+    def __len__(self):
+        return len(self.index)
+
+    def load(self, path):
+        image = ImageOps.invert(Image.open(path).convert("L").resize(self.size, Image.BILINEAR))
+        return torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).unsqueeze(0)
+
+    def __getitem__(self, i):
+        a, b = self.index[i]
+        return (self.load(self.paths[a]), self.load(self.paths[b]),
+                torch.tensor(self.target[i], dtype=torch.float32))
+
+
+def naive_distance(model, x1, x2):
+    # Two forwards per pair; the same normalised euclidean distance as skseg's default.
+    e1, e2 = F.normalize(model(x1), dim=1), F.normalize(model(x2), dim=1)
+    return torch.sqrt(torch.sum((e1 - e2) ** 2, dim=1) + 1e-12)
+
+
+def naive_train(paths, index, y, canvas, backbone="compact", device="cpu", epochs=1,
+                max_pairs=None, workers=0, seed=0):
+    """Train the naive way for ``epochs`` passes, stopping after ``max_pairs`` pairs."""
+    torch.manual_seed(seed)
+    model = BACKBONES[backbone](embedding_dim=EMBEDDING_DIM).to(device).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    criterion = ContrastiveLoss(margin=1.0)
+    loader = DataLoader(NaivePairs(paths, index, y.astype(np.float32), canvas),
+                        batch_size=NAIVE_BATCH, shuffle=True, num_workers=workers)
+    budget = epochs * len(index) if not max_pairs else min(max_pairs, epochs * len(index))
+    pairs = forwards = 0
+    start = time.perf_counter()
+    while pairs < budget:
+        for x1, x2, target in loader:
+            x1, x2, target = x1.to(device), x2.to(device), target.to(device)
+            loss = criterion(naive_distance(model, x1, x2), target)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            pairs += len(target)
+            forwards += len(x1) + len(x2)
+            if pairs >= budget:
+                break
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    return {"pairs": pairs, "forwards": forwards, "seconds": seconds,
+            "pairs_per_s": pairs / seconds, "forwards_per_s": forwards / seconds,
+            "epoch_pairs": len(index), "extrapolated": pairs < epochs * len(index),
+            "loader_workers": workers}
+
+
+def naive_inference(paths, index, canvas, backbone="compact", device="cpu", workers=0, seed=0):
+    """Distances of ``index`` pairs the naive way: load both images, two forwards."""
+    torch.manual_seed(seed)
+    model = BACKBONES[backbone](embedding_dim=EMBEDDING_DIM).to(device).eval()
+    loader = DataLoader(NaivePairs(paths, index, np.zeros(len(index), np.float32), canvas),
+                        batch_size=NAIVE_BATCH, shuffle=False, num_workers=workers)
+    distances = []
+    start = time.perf_counter()
+    with torch.no_grad():
+        for x1, x2, _ in loader:
+            distances.append(naive_distance(model, x1.to(device), x2.to(device)).cpu())
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    n = len(torch.cat(distances))
+    return {"pairs": n, "forwards": 2 * n, "seconds": seconds, "pairs_per_s": n / seconds}
+
+
+# -- skseg ------------------------------------------------------------------------------
+
+def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed=0):
+    """Time ``SiameseVerifier.fit`` on preprocessed canvases; count from its history.
+
+    ``validation_fraction=0`` trains on every pair, as the naive epoch does; the fit
+    still embeds the bank once more to choose the threshold (timed, not counted).
+    """
+    model = SiameseVerifier(backbone=backbone, max_epochs=epochs, validation_fraction=0.0,
+                            device=device, random_state=seed)
+    X = PairedCanvases(bank, index)
+    start = time.perf_counter()
+    model.fit(X, y)
+    seconds = time.perf_counter() - start
+    history = model.net_.history
+    batches = [b for epoch in history for b in epoch["batches"]]
+    pairs = sum(b["train_pairs"] for b in batches)
+    forwards = sum(b["train_batch_size"] for b in batches)
+    loop = float(sum(history[:, "dur"]))  # skorch's epoch time: training batches only
+    return {"pairs": pairs, "forwards": forwards, "seconds": seconds,
+            "pairs_per_s": pairs / seconds, "forwards_per_s": forwards / seconds,
+            "epoch_seconds": loop, "pairs_per_forward": pairs / max(forwards, 1),
+            "augment": model.augment, "batch_size_images": model.batch_size}, model
+
+
+def skseg_inference(model, paths, canvas):
+    """``decision_function`` on all unordered pairs of ``paths``, preprocessing timed too."""
+    index = np.column_stack(np.triu_indices(len(paths), k=1)).astype(np.int64)
+    start = time.perf_counter()
+    bank = SignaturePreprocessor(canvas_size=tuple(canvas), n_jobs=1).transform(list(paths))
+    prep_seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    decision = model.decision_function(PairedCanvases(bank, index))
+    seconds = time.perf_counter() - start
+    assert decision.shape == (len(index),)
+    n = len(index)
+    return {"images": len(paths), "pairs": n, "forwards": len(paths),
+            "decision_seconds": seconds, "preprocess_seconds": prep_seconds,
+            "decision_pairs_per_s": n / seconds,
+            "pairs_per_s": n / (seconds + prep_seconds)}, index
+
+
+def measure_preprocessing(paths, canvas, cores, loky=True):
+    """Images/s of SignaturePreprocessor, one job vs all cores (threads, and loky)."""
+    paths = list(map(str, paths))
+    runs, outputs = {}, {}
+    configs = [("n_jobs=1", 1, None), ("n_jobs=-1 threads", -1, None)]
+    if loky:  # processes: each worker imports skseg first, hence the warm-up below
+        configs.append(("n_jobs=-1 loky", -1, "loky"))
+    for name, n_jobs, backend in configs:
+        prep = SignaturePreprocessor(canvas_size=tuple(canvas), n_jobs=n_jobs)
+        context = joblib.parallel_config(backend=backend) if backend else nullcontext()
+        with context:
+            prep.transform(paths[: 2 * cores])  # start the workers outside the clock
+            start = time.perf_counter()
+            outputs[name] = prep.transform(paths)
+            seconds = time.perf_counter() - start
+        runs[name] = {"seconds": seconds, "images_per_s": len(paths) / seconds}
+    base = runs["n_jobs=1"]["seconds"]
+    for name in runs:
+        runs[name]["speedup"] = base / runs[name]["seconds"]
+    same = all(np.array_equal(outputs["n_jobs=1"], out) for out in outputs.values())
+    return {"images": len(paths), "runs": runs, "identical_outputs": same,
+            # transform() asks joblib for prefer="threads": what n_jobs=-1 gives users
+            "default_backend": "threading (prefer='threads')",
+            "speedup": runs["n_jobs=-1 threads"]["speedup"]}, outputs["n_jobs=1"]
+
+
+def compact_training_throughput(bank, steps, device="cpu", batch=64, seed=0):
+    """Training images/s of the compact backbone as skseg runs it (augmentation on)."""
+    torch.manual_seed(seed)
+    module = SiameseModule("compact", EMBEDDING_DIM, augment=True).to(device).train()
+    optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
+    criterion = ContrastiveLoss()
+    rng = np.random.default_rng(seed)
+    images = torch.from_numpy(bank).to(device)
+
+    def step():
+        pick = torch.from_numpy(rng.integers(0, len(bank), batch)).to(device)
+        e = module(images.index_select(0, pick))
+        target = torch.from_numpy(rng.integers(0, 2, batch // 2).astype(np.float32)).to(device)
+        loss = criterion(module.pair_distance(e[0::2], e[1::2]), target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+    step()  # first call: kernel selection, allocations
+    synchronize(device)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    synchronize(device)
+    seconds = time.perf_counter() - start
+    return {"images": steps * batch, "seconds": seconds,
+            "images_per_s": steps * batch / seconds, "device": device}
+
+
+def warm_up(bank, paths, index, y, canvas, backbone="compact", device="cpu"):
+    """Run both ways once on a few pairs before any clock starts.
+
+    First calls pay for lazy imports (the first optimizer step imports
+    torch._dynamo), kernel selection and page faults: costs of neither way.
+    """
+    few = np.r_[np.flatnonzero(y == 1)[:8], np.flatnonzero(y == 0)[:8]]
+    skseg_train(bank, index[few], y[few], backbone, device)
+    naive_train(paths, index[few], y[few], canvas, backbone, device)
+
+
+# -- peak memory, in a fresh process --------------------------------------------------
+
+def _proc_status(field):
+    """A memory field of /proc/self/status in bytes (Linux), or None."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _ru_maxrss_bytes():
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak if sys.platform == "darwin" else peak * 1024  # kB on Linux
+
+
+def _rss_bytes():
+    """Current resident set size (Linux), else the peak so far."""
+    return _proc_status("VmRSS") or _ru_maxrss_bytes()
+
+
+def _peak_rss_bytes():
+    """Peak resident set size of this process image.
+
+    On Linux ``ru_maxrss`` survives ``exec``: a child started from this (large)
+    process begins with the parent's RSS as its peak. VmHWM is counted for the
+    new image only, by the same kernel high-water mark; elsewhere, ``ru_maxrss``.
+    """
+    return _proc_status("VmHWM") or _ru_maxrss_bytes()
+
+
+def memory_child(spec_path):
+    """Runs in a fresh interpreter: load the bank, note the RSS, fit, note the peak."""
+    spec = json.loads(Path(spec_path).read_text())
+    torch.set_num_threads(spec["threads"])
+    folder = Path(spec["folder"])
+    # np.load keeps the pre-fit peak at about the bank: ru_maxrss then reflects the fit.
+    bank, index, y = (np.load(folder / f"{name}.npy") for name in ("bank", "index", "y"))
+    model = SiameseVerifier(backbone=spec["backbone"], max_epochs=1, device=spec["device"],
+                            random_state=0)
+    cold = _rss_bytes()
+    # The first optimizer step of any torch program imports torch._dynamo, sympy, ...
+    # (about 150 MB): pay it on a 1-parameter model, so the baseline holds it.
+    weight = torch.zeros(1, requires_grad=True)
+    weight.sum().backward()
+    torch.optim.AdamW([weight]).step()
+    baseline, peak_before = _rss_bytes(), _peak_rss_bytes()
+    model.fit(PairedCanvases(bank, index), y)
+    peak = _peak_rss_bytes()
+    module = model.net_.module_
+    tensors = [*module.parameters(), *module.buffers()]
+    result = {
+        "images": len(bank), "pairs": len(index),
+        "bank_bytes": int(bank.nbytes),
+        "pairs_materialised_bytes": int(len(index) * 2 * bank.shape[1] * bank.shape[2]),
+        "model_bytes": int(sum(t.numel() * t.element_size() for t in tensors)),
+        "rss_after_data": cold, "rss_before_fit": baseline,
+        "peak_rss_before_fit": peak_before, "peak_rss": peak,
+        "ru_maxrss": _ru_maxrss_bytes(),  # may hold the parent's RSS: see _peak_rss_bytes
+    }
+    if spec["device"].startswith("cuda"):
+        result["cuda_max_allocated"] = int(torch.cuda.max_memory_allocated())
+    denominator = result["bank_bytes"] + result["model_bytes"]
+    result["ratio"] = (peak - baseline) / denominator
+    result["ratio_cold"] = (peak - cold) / denominator  # torch's lazy imports counted
+    Path(spec["result"]).write_text(json.dumps(result))
+
+
+def measure_fit_memory(bank, index, y, workdir, backbone="compact", device="cpu", threads=1):
+    """Peak RSS of fit in a fresh subprocess running this script with a hidden flag."""
+    folder = Path(workdir, "memory")
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, value in (("bank", bank), ("index", index), ("y", y)):
+        np.save(folder / f"{name}.npy", value)
+    spec = {"folder": str(folder), "backbone": backbone, "device": device,
+            "threads": threads, "result": str(folder / "result.json")}
+    (folder / "spec.json").write_text(json.dumps(spec))
+    subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory-child",
+                    str(folder / "spec.json")], check=True)
+    return json.loads((folder / "result.json").read_text())
+
+
+# -- report ---------------------------------------------------------------------------
+
+def verdict(kind, value):
+    op, target = GOALS[kind]
+    ok = value >= target if op == ">=" else value <= target
+    unit = "x" if kind != "memory" else ""
+    return f"{op} {target:g}{unit}", "PASS" if ok else "FAIL"
+
+
+def print_report(r):
+    env, data = r["environment"], r["data"]
+    mb = 1 / 2**20
+    print(f"\nskseg speed: backbone {r['backbone']}, canvas {r['canvas'][0]}x{r['canvas'][1]}, "
+          f"device {env['device']}{' (' + env['gpu'] + ')' if env['gpu'] else ''}")
+    print(f"CPU {env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
+          f"{env['torch_threads']} torch threads")
+    print(f"data: {data['source']}, {data['writers']} writers, {data['images']} images, "
+          f"{data['pairs']} SigNet pairs\n")
+    rows = []
+    tn, ts = r["training"]["naive"], r["training"]["skseg"]
+    ratio = ts["pairs_per_s"] / tn["pairs_per_s"]
+    rows.append(("training pairs/s", tn["pairs_per_s"], ts["pairs_per_s"], ratio,
+                 *verdict("training", ratio)))
+    rows.append(("training image forwards/s", tn["forwards_per_s"], ts["forwards_per_s"],
+                 None, "", ""))
+    rows.append(("training forwards per pair", tn["forwards"] / tn["pairs"],
+                 ts["forwards"] / ts["pairs"], None, "", ""))
+    inn, ins = r["inference"]["naive"], r["inference"]["skseg"]
+    ratio = ins["pairs_per_s"] / inn["pairs_per_s"]
+    rows.append(("all-pairs pairs/s (with prep)", inn["pairs_per_s"], ins["pairs_per_s"], ratio,
+                 *verdict("inference", ratio)))
+    rows.append(("all-pairs pairs/s (decision only)", None, ins["decision_pairs_per_s"],
+                 ins["decision_pairs_per_s"] / inn["pairs_per_s"], "", ""))
+    p = r["preprocessing"]
+    for name, run in p["runs"].items():
+        is_default = name == "n_jobs=-1 threads"
+        rows.append((f"preprocess images/s {name}", None, run["images_per_s"],
+                     run["speedup"] if name != "n_jobs=1" else None,
+                     *(verdict("preprocessing", run["speedup"]) if is_default else ("", ""))))
+    m = r["memory"]
+    rows.append(("fit peak memory ratio", None, m["ratio"], None, *verdict("memory", m["ratio"])))
+
+    def cell(v, fmt="{:>12.1f}"):
+        return f"{'':>12}" if v is None else fmt.format(v)
+
+    print(f"{'measurement':<38}{'naive':>12}{'skseg':>12}{'ratio':>9}   {'goal':<9}")
+    for name, naive, sk, ratio, goal, ok in rows:
+        print(f"{name:<38}{cell(naive)}{cell(sk, '{:>12.2f}' if sk < 100 else '{:>12.1f}')}"
+              f"{cell(ratio, '{:>8.1f}x'):>9}   {goal:<9}{ok}")
+    print()
+    notes = []
+    if tn["extrapolated"]:
+        notes.append(f"naive training measured on {tn['pairs']} of {tn['epoch_pairs']} pairs "
+                     "per epoch; pairs/s extrapolated")
+    if r["inference"]["naive_subset"]:
+        notes.append(f"naive inference measured on {inn['pairs']} random pairs of "
+                     f"{ins['pairs']} ({ins['images']} images); pairs/s extrapolated")
+    notes.append(f"skseg fit {ts['seconds']:.2f}s ({ts['epoch_seconds']:.2f}s in epochs), "
+                 f"{ts['pairs_per_forward']:.2f} pairs per image forward, "
+                 f"augment={ts['augment']}; naive: no augmentation, "
+                 f"DataLoader workers={tn['loader_workers']}")
+    notes.append(f"preprocessing: {p['images']} images, default n_jobs=-1 backend "
+                 f"{p['default_backend']}; outputs identical across backends: "
+                 f"{p['identical_outputs']}")
+    notes.append(f"memory ({m['pairs']} pairs, {m['images']} images): bank {m['bank_bytes'] * mb:.1f}"
+                 f" MB (materialised pairs would be {m['pairs_materialised_bytes'] * mb:.1f} MB), "
+                 f"model {m['model_bytes'] * mb:.1f} MB, RSS after imports and data "
+                 f"{m['rss_after_data'] * mb:.1f} MB, + torch lazy imports = before fit "
+                 f"{m['rss_before_fit'] * mb:.1f} MB, peak {m['peak_rss'] * mb:.1f} MB -> "
+                 f"(peak - before) / (bank + model) = {m['ratio']:.2f} "
+                 f"({m['ratio_cold']:.2f} counting the lazy imports)")
+    c = r["compact_training"]
+    notes.append(f"compact backbone, CPU training: {c['images_per_s']:.1f} images/s "
+                 f"(batches of 64, {c['images']} images)")
+    for note in notes:
+        print("- " + note)
+
+
+# -- main -------------------------------------------------------------------------------
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", help="a signature folder (load_signatures); "
+                        "default: synthetic signatures written to a temporary folder")
+    parser.add_argument("--backbone", choices=sorted(BACKBONES), default="compact")
+    parser.add_argument("--canvas", type=int, nargs=2, metavar=("H", "W"))
+    parser.add_argument("--writers", type=int, help="synthetic writers (with --data: keep "
+                        "the first N writers; default all)")
+    parser.add_argument("--images-per-writer", type=int,
+                        help="synthetic images per writer, half genuine, half forged")
+    parser.add_argument("--all-pairs-images", type=int,
+                        help="N images whose N(N-1)/2 pairs are scored")
+    parser.add_argument("--epochs", type=int, help="training epochs (both ways)")
+    parser.add_argument("--naive-pairs", type=int,
+                        help="most pairs the naive ways process (0: all); a rate, extrapolated")
+    parser.add_argument("--naive-workers", type=int, default=0,
+                        help="DataLoader workers of the naive way (notebooks: 0)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--_memory-child", dest="memory_child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    defaults = QUICK if args.quick else FULL
+    for key, value in defaults.items():
+        if args.data and not args.quick and key in ("writers", "images_per_writer"):
+            continue  # a real folder: all of it unless --writers says otherwise
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cores = n_cores()
+    torch.set_num_threads(cores)  # the same threads for both ways
+    if args.memory_child:
+        return memory_child(args.memory_child)
+    device = resolve_device(args.device)
+    canvas = tuple(args.canvas)
+
+    with tempfile.TemporaryDirectory(prefix="skseg-speed-") as workdir:
+        if args.data:
+            data = load_signatures(args.data)
+            if args.writers:
+                data = keep_writers(data, args.writers)
+            source = args.data
+        else:
+            data = write_synthetic(workdir, args.writers, args.images_per_writer)
+            source = f"synthetic PNGs ({args.images_per_writer} images per writer)"
+        paths = np.asarray(data["paths"]).astype(str)
+        index, y = signet_pairs(data)
+        print(f"{len(paths)} images, {len(index)} pairs; measuring...", flush=True)
+
+        prep, bank = measure_preprocessing(paths, canvas, cores)
+        warm_up(bank, paths, index, y, canvas, args.backbone, device)
+        sk_train, model = skseg_train(bank, index, y, args.backbone, device, args.epochs)
+        naive = naive_train(paths, index, y, canvas, args.backbone, device, args.epochs,
+                            args.naive_pairs, args.naive_workers)
+
+        rng = np.random.default_rng(0)
+        n = min(args.all_pairs_images, len(paths))
+        chosen = np.sort(rng.choice(len(paths), n, replace=False))
+        sk_inf, all_pairs = skseg_inference(model, paths[chosen], canvas)
+        subset = bool(args.naive_pairs) and len(all_pairs) > args.naive_pairs
+        if subset:
+            all_pairs = all_pairs[np.sort(rng.choice(len(all_pairs), args.naive_pairs,
+                                                     replace=False))]
+        naive_inf = naive_inference(paths[chosen], all_pairs, canvas, args.backbone, device,
+                                    args.naive_workers)
+
+        compact = compact_training_throughput(bank, args.compact_steps)
+        memory = measure_fit_memory(bank, index, y, workdir, args.backbone, device, cores)
+
+    result = {
+        "environment": environment(device),
+        "backbone": args.backbone, "canvas": list(canvas), "quick": args.quick,
+        "data": {"source": source, "writers": int(len(np.unique(data["writer"]))),
+                 "images": int(len(paths)), "pairs": int(len(index))},
+        "training": {"naive": naive, "skseg": sk_train,
+                     "ratio": sk_train["pairs_per_s"] / naive["pairs_per_s"]},
+        "inference": {"naive": naive_inf, "skseg": sk_inf, "naive_subset": subset,
+                      "ratio": sk_inf["pairs_per_s"] / naive_inf["pairs_per_s"]},
+        "preprocessing": prep,
+        "memory": memory,
+        "compact_training": compact,
+    }
+    result["goals"] = {
+        "training": verdict("training", result["training"]["ratio"]),
+        "inference": verdict("inference", result["inference"]["ratio"]),
+        "preprocessing": verdict("preprocessing", prep["speedup"]),
+        "memory": verdict("memory", memory["ratio"]),
+    }
+    print_report(result)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=float))
+    print(f"\nWrote {out}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
