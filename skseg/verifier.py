@@ -295,6 +295,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             self.net_.initialize()
             self._check_backbone_accepts(images[:1])
             self.net_.partial_fit(train, y=None)  # initialised above: no re-initialisation
+        # The validation split holds the image bank: drop it so that a saved
+        # model carries no training signatures (privacy, and size).
+        self.net_.train_split = None
 
         # Threshold and probability calibration on the held-out pairs, on the device.
         calibration = valid if valid is not None else train
@@ -479,7 +482,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_pairs, 2, H, W)
+        X : array-like of shape (n_pairs, 2, H, W) or PairedCanvases
+            Pairs of canvases (reference, questioned), of the training size.
 
         Returns
         -------
@@ -495,15 +499,32 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         ``P(genuine) = sigmoid(proba_scale_ * decision_function(X))``, so it is
         at least 0.5 exactly when the pair is predicted genuine.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_pairs, 2, H, W) or PairedCanvases
+            Pairs of canvases (reference, questioned).
+
         Returns
         -------
         ndarray of shape (n_pairs, 2)
+            Column ``k`` is the probability of ``classes_[k]``.
         """
         decision = self.decision_function(X)
         return _proba_columns(expit(self.proba_scale_ * decision))
 
     def predict(self, X):
-        """Labels from ``classes_``: ``classes_[1]`` where ``decision_function >= 0``."""
+        """Labels from ``classes_``: ``classes_[1]`` where ``decision_function >= 0``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pairs, 2, H, W) or PairedCanvases
+            Pairs of canvases (reference, questioned).
+
+        Returns
+        -------
+        ndarray of shape (n_pairs,)
+            Labels from ``classes_``.
+        """
         decision = self.decision_function(X)
         return self.classes_[(decision >= 0).astype(int)]
 

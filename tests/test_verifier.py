@@ -314,3 +314,19 @@ def test_calibrate_threshold_with_unknown_labels(fitted_verifier, signature_pair
     with pytest.raises(ValueError, match="not one of classes_"):
         clone(fitted_verifier).fit(signature_pairs["X_train"], signature_pairs["y_train"]) \
             .calibrate_threshold(X, [0, 1, 2, 1])
+
+
+def test_a_pickled_model_carries_no_training_canvas(signature_pairs):
+    import pickle
+
+    d = signature_pairs
+    clf = SiameseVerifier(max_epochs=1, random_state=0).fit(d["X_train"], d["y_train"])
+    blob = pickle.dumps(clf)
+    # A run of one canvas's rows with ink in it: it would appear in a stored bank.
+    canvas = np.ascontiguousarray(d["X_train"][0, 1])
+    rows = np.flatnonzero(canvas.any(axis=1))
+    chunk = canvas[rows[0] : rows[0] + 8].tobytes()
+    assert chunk not in blob
+    # Weights and the optimizer's two moment buffers, and little else.
+    n_params = sum(p.numel() for p in clf.net_.module_.parameters())
+    assert len(blob) < 3 * 4 * n_params + 1_000_000
