@@ -261,15 +261,14 @@ def write_report(result, path):
     path.write_text(json.dumps(report, indent=2, default=float) + "\n")
     written = [path]
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        # A bare Figure draws without pyplot, leaving the user's backend alone.
+        from matplotlib.figure import Figure
         from sklearn.metrics import DetCurveDisplay, RocCurveDisplay
     except ImportError:
         return written
     for name, display in (("roc", RocCurveDisplay), ("det", DetCurveDisplay)):
-        fig, ax = plt.subplots(figsize=(5, 5))
+        fig = Figure(figsize=(5, 5))
+        ax = fig.subplots()
         for fold in result["scores"]:
             skilled = fold["kind"] != "random"
             display.from_predictions(fold["y"][skilled], fold["decision"][skilled], ax=ax,
@@ -277,6 +276,5 @@ def write_report(result, path):
         ax.set_title(f"{name.upper()}, skilled forgeries, held-out writers")
         out = path.with_name(f"{path.stem}_{name}.png")
         fig.savefig(out, dpi=100, bbox_inches="tight")
-        plt.close(fig)
         written.append(out)
     return written

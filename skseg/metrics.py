@@ -9,7 +9,7 @@ signature is the claimed writer's own). Two errors matter:
 Moving the threshold trades one for the other; the equal error rate (EER) is
 where they meet, the field's usual single-number summary.
 
-The scorers :data:`eer_scorer` and :data:`far_frr_scorer`-style helpers plug into
+The scorer :data:`eer_scorer` plugs into
 :class:`~sklearn.model_selection.GridSearchCV` like any scikit-learn scorer.
 """
 

@@ -136,7 +136,20 @@ def _midpoint_threshold(thresholds, k):
 
 
 def equal_error_rate_from_roc(fpr, tpr):
-    """The EER of a ROC curve: FAR and FRR averaged where they are closest."""
+    """The equal error rate of a ROC curve.
+
+    Parameters
+    ----------
+    fpr, tpr : torch.Tensor
+        A ROC curve, as from :func:`roc_curve`.
+
+    Returns
+    -------
+    eer : float
+        FAR and FRR averaged at the point where they are closest.
+    k : int
+        That point's index in the curve.
+    """
     fnr = 1 - tpr
     k = torch.argmin(torch.abs(fnr - fpr))
     return float((fpr[k] + fnr[k]) / 2), int(k)

@@ -70,6 +70,7 @@ class PairBatches:
     Parameters
     ----------
     dataset : PairDataset
+        The image bank and labelled pairs to draw from.
     batch_size : int
         Most unique images per batch.
     shuffle : bool

@@ -19,6 +19,13 @@ class ContrastiveLoss(nn.Module):
     ``pos_weight * y * d**2 + neg_weight * (1 - y) * max(0, margin - d)**2``,
     averaged over the pairs: genuine pairs are pulled together, forged pairs
     pushed at least ``margin`` apart.
+
+    Parameters
+    ----------
+    margin : float, default=1.0
+        Distance beyond which forged pairs cost nothing.
+    pos_weight, neg_weight : float, default=1.0
+        Weights of genuine and forged pairs.
     """
 
     def __init__(self, margin=1.0, pos_weight=1.0, neg_weight=1.0):
@@ -41,6 +48,11 @@ class TripletLoss(nn.Module):
     ``max(0, d(a, p) - d(a, n) + margin)``. Every such triplet in the batch
     counts. A batch without any triplet falls back to the contrastive loss, so
     that no batch is wasted.
+
+    Parameters
+    ----------
+    margin : float, default=0.5
+        How much farther the forged partner must be than the genuine one.
     """
 
     def __init__(self, margin=0.5):

@@ -35,8 +35,10 @@ class PairUsage(Callback):
 class SiameseNet(NeuralNet):
     """skorch net over a :class:`~skseg.nn.batching.PairDataset`.
 
-    Extra parameters (beyond :class:`skorch.NeuralNet`'s):
-
+    Parameters
+    ----------
+    *args, **kwargs
+        As for :class:`skorch.NeuralNet`.
     random_state : int, optional
         Seed of the batch arrangement.
     """
