@@ -15,7 +15,7 @@ size, SigNet-style pairs (``make_pairs``), loss (``ContrastiveLoss``), optimizer
    the naive per-pair loop (load + preprocess both images, two forwards, batched with a
    DataLoader), measured on a random subset of the pairs when there are many.
 3. **Preprocessing**: images/s of ``SignaturePreprocessor`` with ``n_jobs=1`` and
-   ``n_jobs=-1`` (its default backend, threads, and loky forced through
+   ``n_jobs=-1`` (its default backend, worker processes, and threads forced through
    ``joblib.parallel_config``), and the speed-up.
 4. **Peak memory** of ``SiameseVerifier.fit(max_epochs=1)`` on all SigNet pairs of the
    data set as ``PairedCanvases``, in a fresh subprocess (peak RSS: VmHWM on Linux,
@@ -271,13 +271,13 @@ def skseg_inference(model, paths, canvas):
             "pairs_per_s": n / (seconds + prep_seconds)}, index
 
 
-def measure_preprocessing(paths, canvas, cores, loky=True):
-    """Images/s of SignaturePreprocessor, one job vs all cores (threads, and loky)."""
+def measure_preprocessing(paths, canvas, cores, threads=True):
+    """Images/s of SignaturePreprocessor, one job vs all cores (default processes, and threads)."""
     paths = list(map(str, paths))
     runs, outputs = {}, {}
-    configs = [("n_jobs=1", 1, None), ("n_jobs=-1 threads", -1, None)]
-    if loky:  # processes: each worker imports skseg first, hence the warm-up below
-        configs.append(("n_jobs=-1 loky", -1, "loky"))
+    configs = [("n_jobs=1", 1, None), ("n_jobs=-1 processes", -1, None)]
+    if threads:  # the alternative backend, for comparison
+        configs.append(("n_jobs=-1 threads", -1, "threading"))
     for name, n_jobs, backend in configs:
         prep = SignaturePreprocessor(canvas_size=tuple(canvas), n_jobs=n_jobs)
         context = joblib.parallel_config(backend=backend) if backend else nullcontext()
@@ -292,9 +292,10 @@ def measure_preprocessing(paths, canvas, cores, loky=True):
         runs[name]["speedup"] = base / runs[name]["seconds"]
     same = all(np.array_equal(outputs["n_jobs=1"], out) for out in outputs.values())
     return {"images": len(paths), "runs": runs, "identical_outputs": same,
-            # transform() asks joblib for prefer="threads": what n_jobs=-1 gives users
-            "default_backend": "threading (prefer='threads')",
-            "speedup": runs["n_jobs=-1 threads"]["speedup"]}, outputs["n_jobs=1"]
+            # transform() leaves joblib its default, loky worker processes; they are
+            # started outside the clock (warm), as in a session that preprocesses repeatedly
+            "default_backend": "loky (processes), warm",
+            "speedup": runs["n_jobs=-1 processes"]["speedup"]}, outputs["n_jobs=1"]
 
 
 def compact_training_throughput(bank, steps, device="cpu", batch=64, seed=0):
@@ -457,7 +458,7 @@ def print_report(r):
                  ins["decision_pairs_per_s"] / inn["pairs_per_s"], "", ""))
     p = r["preprocessing"]
     for name, run in p["runs"].items():
-        is_default = name == "n_jobs=-1 threads"
+        is_default = name == "n_jobs=-1 processes"
         rows.append((f"preprocess images/s {name}", None, run["images_per_s"],
                      run["speedup"] if name != "n_jobs=1" else None,
                      *(verdict("preprocessing", run["speedup"]) if is_default else ("", ""))))

@@ -36,7 +36,7 @@ def tiny(speed, tmp_path_factory):
     data = speed.write_synthetic(tmp_path_factory.mktemp("sigs"), 2, 4)
     paths = np.asarray(data["paths"]).astype(str)
     index, y = speed.signet_pairs(data)
-    prep, bank = speed.measure_preprocessing(paths, CANVAS, cores=2, loky=False)
+    prep, bank = speed.measure_preprocessing(paths, CANVAS, cores=2, threads=False)
     return {"paths": paths, "index": index, "y": y, "bank": bank, "prep": prep}
 
 
@@ -47,7 +47,7 @@ def test_data_and_preprocessing(tiny):
     assert index.shape == (4, 2) and y.tolist().count(1) == 2
     assert bank.shape == (8, *CANVAS) and bank.dtype == np.uint8
     prep = tiny["prep"]
-    assert set(prep["runs"]) == {"n_jobs=1", "n_jobs=-1 threads"}
+    assert set(prep["runs"]) == {"n_jobs=1", "n_jobs=-1 processes"}
     assert prep["identical_outputs"] and prep["images"] == 8
     assert all(run["images_per_s"] > 0 for run in prep["runs"].values())
 
