@@ -301,8 +301,11 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
 
         # Threshold and probability calibration on the held-out pairs, on the device.
         calibration = valid if valid is not None else train
-        embeddings = self.net_.embed(bank)
-        distances = self.net_.pair_distances(embeddings, calibration.pairs, numpy=False)
+        used, local = np.unique(calibration.pairs, return_inverse=True)  # embed only these
+        embeddings = self.net_.embed(bank[used])
+        distances = self.net_.pair_distances(
+            embeddings, local.reshape(calibration.pairs.shape), numpy=False
+        )
         target = torch.as_tensor(calibration.target, device=distances.device)
         self.validation_eer_ = float("nan")
         if valid is not None:
