@@ -231,14 +231,17 @@ def naive_inference(paths, index, canvas, backbone="compact", device="cpu", work
 
 # -- skseg ------------------------------------------------------------------------------
 
-def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed=0):
+def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed=0,
+                augment=False):
     """Time ``SiameseVerifier.fit`` on preprocessed canvases; count from its history.
 
     ``validation_fraction=0`` trains on every pair, as the naive epoch does; the fit
     still embeds the bank once more to choose the threshold (timed, not counted).
+    ``augment`` is off by default, like the naive loop, so that both do the same work
+    per image forward; ``--augment`` measures skseg's default training.
     """
     model = SiameseVerifier(backbone=backbone, max_epochs=epochs, validation_fraction=0.0,
-                            device=device, random_state=seed)
+                            device=device, random_state=seed, augment=augment)
     X = PairedCanvases(bank, index)
     start = time.perf_counter()
     model.fit(X, y)
@@ -516,6 +519,9 @@ def parse_args(argv):
     parser.add_argument("--all-pairs-images", type=int,
                         help="N images whose N(N-1)/2 pairs are scored")
     parser.add_argument("--epochs", type=int, help="training epochs (both ways)")
+    parser.add_argument("--augment", action="store_true",
+                        help="train skseg with its default augmentation (the naive loop has "
+                        "none; off by default so that both do the same work per image)")
     parser.add_argument("--naive-pairs", type=int,
                         help="most pairs the naive ways process (0: all); a rate, extrapolated")
     parser.add_argument("--naive-workers", type=int, default=0,
@@ -558,7 +564,8 @@ def main(argv=None):
 
         prep, bank = measure_preprocessing(paths, canvas, cores)
         warm_up(bank, paths, index, y, canvas, args.backbone, device)
-        sk_train, model = skseg_train(bank, index, y, args.backbone, device, args.epochs)
+        sk_train, model = skseg_train(bank, index, y, args.backbone, device, args.epochs,
+                                      augment=args.augment)
         naive = naive_train(paths, index, y, canvas, args.backbone, device, args.epochs,
                             args.naive_pairs, args.naive_workers)
 
