@@ -102,3 +102,23 @@ def test_as_bank_drops_images_no_pair_uses():
     images, index = as_bank(PairedCanvases(bank, [[4, 1], [1, 5]]))
     assert len(images) == 3
     np.testing.assert_array_equal(images[index], bank[[[4, 1], [1, 5]]])
+
+
+def test_preprocessor_compact_pairs_feed_the_verifier(signature_pairs):
+    from sklearn.pipeline import make_pipeline
+
+    from skseg import SignaturePreprocessor
+
+    from .conftest import CANVAS
+
+    raw, y = signature_pairs["raw_pairs"][:120], signature_pairs["y"][:120]
+    dense = SignaturePreprocessor(canvas_size=CANVAS).transform(raw)
+    compact = SignaturePreprocessor(canvas_size=CANVAS, compact_pairs=True).transform(raw)
+    assert isinstance(compact, PairedCanvases)
+    assert len(compact.images) < 2 * len(raw)  # each distinct scan once
+    np.testing.assert_array_equal(np.asarray(compact), dense)
+    singles = SignaturePreprocessor(canvas_size=CANVAS, compact_pairs=True).transform(raw[:3, 0])
+    assert isinstance(singles, np.ndarray) and singles.shape == (3, *CANVAS)
+    pipe = make_pipeline(SignaturePreprocessor(canvas_size=CANVAS, compact_pairs=True),
+                         SiameseVerifier(max_epochs=1, random_state=0)).fit(raw, y)
+    assert pipe.predict(raw[:5]).shape == (5,)
