@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 
 EXIT_ERROR = 1
 
@@ -139,7 +140,7 @@ def cmd_verify(args):
     decisions = model.decision_function(pairs)
     # Several references of the claimed writer: average their evidence.
     combined = float(np.mean(decisions))
-    probability = float(1 / (1 + np.exp(-clf.proba_scale_ * combined)))
+    probability = float(expit(clf.proba_scale_ * combined))  # as predict_proba maps it
     verdict = "genuine" if combined >= 0 else "forged"
     if args.json:
         print(json.dumps({"verdict": verdict, "score": combined, "probability_genuine": probability,

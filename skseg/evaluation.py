@@ -22,6 +22,7 @@ from sklearn.utils import Bunch
 from . import __version__
 from ._pairs import PairedCanvases
 from .datasets import make_pairs
+from .datasets._pairs import _items_of
 from .metrics import equal_error_rate, far_frr
 from .preprocessing import SignaturePreprocessor
 from .verifier import SiameseVerifier
@@ -40,14 +41,6 @@ METRICS = (
 
 # Enough to keep every genuine x skilled-forgery combination of a test writer.
 _ALL_PAIRS = 1e6
-
-
-def _items(data):
-    values = data.paths if data.get("paths") is not None else data.images
-    items = np.empty(len(values), dtype=object)  # never let numpy stack the images
-    for i, value in enumerate(values):
-        items[i] = value
-    return items
 
 
 def _pairs_of(positions, writer, genuine, **kwargs):
@@ -125,13 +118,13 @@ def cross_validate_writers(
     """
     verifier = SiameseVerifier() if verifier is None else verifier
     preprocessor = SignaturePreprocessor() if preprocessor is None else preprocessor
-    writer = np.asarray(data.writer).astype(str)
-    genuine = np.asarray(data.genuine, dtype=bool)
+    # The images as make_pairs sees them (an object array), with checked labels.
+    items, writer, genuine = _items_of(data)
     n_writers = len(np.unique(writer))
     if n_writers < n_splits:
         raise ValueError(f"n_splits={n_splits} folds need as many writers; the data has {n_writers}.")
 
-    canvases = preprocessor.transform(_items(data))
+    canvases = preprocessor.transform(items)
     positions = np.arange(len(canvases))
     splits = list(enumerate(GroupKFold(n_splits=n_splits).split(positions, groups=writer)))
     if folds is not None:

@@ -470,14 +470,18 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
 
     # -- prediction -------------------------------------------------------------
 
+    def _check_canvas_shape(self, images, what):
+        """Prediction needs canvases of the training size: name both if not."""
+        if tuple(images.shape[1:]) != self.canvas_shape_:
+            raise ValueError(
+                f"{what} have canvases of shape {tuple(images.shape[1:])}, but this verifier "
+                f"was fitted on {self.canvas_shape_}; preprocess with the same canvas_size."
+            )
+
     def _distances(self, X, numpy=True):
         check_is_fitted(self)
         bank, index = as_bank(X)
-        if tuple(bank.shape[1:]) != self.canvas_shape_:
-            raise ValueError(
-                f"pairs have canvases of shape {tuple(bank.shape[1:])}, but this verifier was "
-                f"fitted on {self.canvas_shape_}; preprocess with the same canvas_size."
-            )
+        self._check_canvas_shape(bank, "pairs")
         return self.net_.pair_distances(self.net_.embed(bank), index, numpy=numpy)
 
     def decision_function(self, X):
@@ -552,11 +556,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self)
         images = to_canvases(images, what="images", ndim=3)
-        if tuple(images.shape[1:]) != self.canvas_shape_:
-            raise ValueError(
-                f"images have shape {tuple(images.shape[1:])}, but this verifier was fitted on "
-                f"canvases of shape {self.canvas_shape_}."
-            )
+        self._check_canvas_shape(images, "images")
         return self.net_.embed(images).cpu().numpy()
 
 

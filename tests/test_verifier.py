@@ -330,3 +330,9 @@ def test_a_pickled_model_carries_no_training_canvas(signature_pairs):
     # Weights and the optimizer's two moment buffers, and little else.
     n_params = sum(p.numel() for p in clf.net_.module_.parameters())
     assert len(blob) < 3 * 4 * n_params + 1_000_000
+
+
+def test_embed_of_another_canvas_size(fitted_verifier):
+    images = np.zeros((2, 155, 220), dtype=np.uint8)
+    with pytest.raises(ValueError, match=r"images have canvases of shape \(155, 220\).*fitted on \(64, 96\)"):
+        fitted_verifier.embed(images)
