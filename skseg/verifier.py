@@ -77,14 +77,29 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         ``optimizer__weight_decay``.
     lr : float, default=1e-3
         Learning rate.
-    batch_size : int, default=64
+    batch_size : int, default=128
         Unique images per training batch (each batch is trained with every
-        labelled pair among its images).
+        labelled pair among its images). Whole writers are kept together, so
+        a batch should hold several writers' images: CEDAR has 48 per writer.
     max_epochs : int, default=20
         Passes over the training pairs.
     augment : bool, default=True
         Small random affine jitter of the training canvases (rotation, scale,
         shift), drawn per image on the training device.
+    implied_pairs : bool, default=True
+        Also train on the pairs the labels imply within each writer, at no
+        extra image forward: images linked by genuine pairs (one writer) are
+        all genuine pairs of each other, and a forgery paired with one of a
+        writer's genuine images is a forgery against all of them. Labels
+        never contradict this, so it is on by default.
+    random_negatives : float >= 0, default=1.0
+        Random forgeries added to each training batch, per genuine pair in
+        it: two genuine images of *different* writers (different clusters of
+        the genuine-pair graph) form a forged pair, again at no extra image
+        forward. This assumes different clusters are different writers, which
+        holds when each writer's genuine pairs link all of its images (as
+        :func:`~skseg.datasets.make_pairs` makes them); set 0 when a writer's
+        images may form several unlinked groups.
     threshold : "auto" or float, default="auto"
         ``"auto"``: chosen after training on held-out pairs with
         ``threshold_strategy``. A number: a fixed distance threshold (pairs
@@ -160,6 +175,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         "batch_size": [Interval(Integral, 2, None, closed="left")],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean"],
+        "implied_pairs": ["boolean"],
+        "random_negatives": [Interval(Real, 0, None, closed="left")],
         "threshold": [StrOptions({"auto"}), Interval(Real, None, None, closed="neither")],
         "threshold_strategy": [StrOptions(set(STRATEGIES))],
         "threshold_target": [Interval(Real, 0, 1, closed="both")],
@@ -182,9 +199,11 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         normalize=True,
         optimizer=torch.optim.AdamW,
         lr=1e-3,
-        batch_size=64,
+        batch_size=128,
         max_epochs=20,
         augment=True,
+        implied_pairs=True,
+        random_negatives=1.0,
         threshold="auto",
         threshold_strategy="eer",
         threshold_target=0.01,
@@ -208,6 +227,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         self.batch_size = batch_size
         self.max_epochs = max_epochs
         self.augment = augment
+        self.implied_pairs = implied_pairs
+        self.random_negatives = random_negatives
         self.threshold = threshold
         self.threshold_strategy = threshold_strategy
         self.threshold_target = threshold_target
@@ -393,6 +414,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             device=self.device_,
             verbose=int(self.verbose),
             random_state=seed,
+            implied_pairs=self.implied_pairs,
+            random_negatives=self.random_negatives,
             **nested,
         )
 

@@ -86,7 +86,8 @@ def test_verifier_gives_the_same_model_on_paired_canvases(signature_pairs):
     compact = PairedCanvases(bank, index)
     a = SiameseVerifier(max_epochs=1, random_state=0).fit(X, y)
     b = SiameseVerifier(max_epochs=1, random_state=0).fit(compact, y)
-    np.testing.assert_array_equal(a.decision_function(X), b.decision_function(compact))
+    # Equal up to float rounding: CPU kernels may round differently for other batch layouts.
+    np.testing.assert_allclose(a.decision_function(X), b.decision_function(compact), atol=1e-5)
 
 
 def test_cross_validation_on_paired_canvases(signature_pairs):

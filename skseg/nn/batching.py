@@ -67,6 +67,16 @@ class PairBatches:
     Yields ``(X, y)`` with ``X = {"images": uint8 (b, H, W)}`` and
     ``y = {"pairs": (m, 2) positions within the batch, "target": (m,)}``.
 
+    Every labelled pair is trained once per epoch. Batches can also carry
+    pairs the labels imply, at no extra image forward:
+
+    - ``implied_pairs``: within a writer (a cluster of the genuine-pair graph),
+      every two genuine images are a genuine pair, and a forgery paired with
+      one of the writer's genuine images is a forgery against all of them;
+    - ``random_negatives``: two genuine images of different clusters are a
+      random forgery. This assumes that different clusters are different
+      writers, as when all genuine pairs of each writer are given.
+
     Parameters
     ----------
     dataset : PairDataset
@@ -77,23 +87,38 @@ class PairBatches:
         Draw a new random arrangement each epoch; otherwise a fixed one.
     random_state : int, optional
         Seed of the arrangement.
+    implied_pairs : bool, default=False
+        Add the pairs implied within each writer.
+    random_negatives : float, default=0.0
+        Random-forgery pairs added per genuine pair of a batch (at most all
+        of the batch's cross-writer genuine pairs).
     """
 
-    def __init__(self, dataset, batch_size, shuffle=False, random_state=None):
+    def __init__(self, dataset, batch_size, shuffle=False, random_state=None,
+                 implied_pairs=False, random_negatives=0.0):
         self.dataset = dataset
         self.batch_size = max(2, int(batch_size))
         self.shuffle = shuffle
+        self.implied_pairs = implied_pairs
+        self.random_negatives = random_negatives
         self.rng = np.random.default_rng(random_state)
+        n_images = len(dataset.images)
+        self._cluster_of = image_clusters(dataset.pairs, dataset.target, n_images)
+        # Images in a genuine pair are genuine signatures of their cluster's writer.
+        self._genuine = np.zeros(n_images, dtype=bool)
+        self._genuine[dataset.pairs[dataset.target > 0.5].ravel()] = True
         used = np.unique(dataset.pairs)
-        self._used_images = used
-        clusters = image_clusters(dataset.pairs, dataset.target, len(dataset.images))[used]
+        clusters = self._cluster_of[used]
         # Images of each cluster, as positions in the bank.
         order = np.argsort(clusters, kind="stable")
         bounds = np.flatnonzero(np.diff(clusters[order])) + 1
         self._clusters = np.split(used[order], bounds)
 
     def plan_epoch(self):
-        """The epoch's batches: a list of (image positions, pair indices)."""
+        """The epoch's batches: a list of (image positions, pairs, targets).
+
+        Pairs are ``(m, 2)`` positions in the bank, targets ``(m,)`` floats.
+        """
         rng = self.rng if self.shuffle else np.random.default_rng(0)
         n_images = len(self.dataset.images)
         batch_of = np.full(n_images, -1)
@@ -117,17 +142,46 @@ class PairBatches:
         for i, images in enumerate(batches):
             batch_of[images] = i
 
-        pairs = self.dataset.pairs
+        pairs, target = self.dataset.pairs, self.dataset.target
         a, b = batch_of[pairs[:, 0]], batch_of[pairs[:, 1]]
         inside = a == b
         pair_ids = np.flatnonzero(inside)
         by_batch = np.split(pair_ids[np.argsort(a[inside], kind="stable")],
                             np.cumsum(np.bincount(a[inside], minlength=len(batches)))[:-1])
-        plan = [(images, ids) for images, ids in zip(batches, by_batch) if len(ids)]
-        plan.extend(self._pack_pairs(np.flatnonzero(~inside), rng))
+        plan = []
+        for images, ids in zip(batches, by_batch):
+            extra, extra_target = self._extra_pairs(images, pairs[ids], target[ids], rng)
+            if len(ids) or len(extra):
+                plan.append((images, np.concatenate([pairs[ids], extra]),
+                             np.concatenate([target[ids], extra_target])))
+        for images, ids in self._pack_pairs(np.flatnonzero(~inside), rng):
+            plan.append((images, pairs[ids], target[ids]))
         if self.shuffle:
             plan = [plan[i] for i in rng.permutation(len(plan))]
         return plan
+
+    def _extra_pairs(self, images, labelled, labelled_target, rng):
+        """Implied and random-forgery pairs of one batch, minus the labelled ones."""
+        if not (self.implied_pairs or self.random_negatives > 0):
+            return np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=np.float32)
+        a, b = np.triu_indices(len(images), k=1)
+        a, b = images[a], images[b]
+        genuine = self._genuine
+        same = self._cluster_of[a] == self._cluster_of[b]
+        both_genuine = genuine[a] & genuine[b]
+        # Labelled pairs are in the batch already, in either order.
+        n = len(self.dataset.images)
+        new = ~np.isin(np.minimum(a, b) * n + np.maximum(a, b),
+                       labelled.min(axis=1) * n + labelled.max(axis=1))
+        positive = same & both_genuine & new & self.implied_pairs
+        skilled = same & (genuine[a] != genuine[b]) & new & self.implied_pairs
+        random = np.flatnonzero(~same & both_genuine & new)
+        n_random = round(self.random_negatives * (positive.sum() + labelled_target.sum()))
+        if len(random) > n_random:
+            random = rng.choice(random, n_random, replace=False)
+        keep = np.concatenate([np.flatnonzero(positive), np.flatnonzero(skilled), random])
+        target = (np.arange(len(keep)) < positive.sum()).astype(np.float32)
+        return np.stack([a[keep], b[keep]], axis=1), target
 
     def _pack_pairs(self, pair_ids, rng):
         """Batches for pairs split across clusters, filled pair by pair."""
@@ -151,14 +205,14 @@ class PairBatches:
     def __iter__(self):
         data = self.dataset
         device = data.images.device
-        for images, ids in self.plan_epoch():
-            local = np.empty(len(data.images), dtype=np.int64)
+        local = np.empty(len(data.images), dtype=np.int64)
+        for images, pairs, target in self.plan_epoch():
             local[images] = np.arange(len(images))
             index = torch.from_numpy(images).to(device)
             yield (
                 {"images": data.images.index_select(0, index)},
                 {
-                    "pairs": torch.from_numpy(local[data.pairs[ids]]).to(device),
-                    "target": torch.from_numpy(data.target[ids]).to(device),
+                    "pairs": torch.from_numpy(local[pairs]).to(device),
+                    "target": torch.from_numpy(target).to(device),
                 },
             )

@@ -14,11 +14,24 @@ from skorch.callbacks import Callback
 from .batching import PairBatches
 
 
+def _rows(embeddings, index):
+    """``embeddings[index]`` as a one-hot matrix product.
+
+    Indexing's backward adds gradients with parallel atomics on large batches,
+    so the same seed would not give the same model; a matmul's backward is
+    deterministic, and cheap next to the backbone.
+    """
+    select = torch.nn.functional.one_hot(index, len(embeddings)).to(embeddings.dtype)
+    return select @ embeddings
+
+
 class PairUsage(Callback):
-    """Records, per epoch, labelled pairs scored per image forward.
+    """Records, per epoch, pairs trained per image forward.
 
     Shown as ``pairs/img`` in the epoch table: a naive Siamese loop runs two
-    forwards per pair, i.e. 0.5 pairs per image forward.
+    forwards per pair, i.e. 0.5 pairs per image forward. The pairs are the
+    labelled ones plus, if asked, those implied within each batch
+    (:class:`~skseg.nn.batching.PairBatches`).
     """
 
     def on_batch_end(self, net, batch=None, training=None, **kwargs):
@@ -41,23 +54,33 @@ class SiameseNet(NeuralNet):
         As for :class:`skorch.NeuralNet`.
     random_state : int, optional
         Seed of the batch arrangement.
+    implied_pairs : bool, default=False
+        Also train on the pairs that the labels imply within each writer.
+    random_negatives : float, default=0.0
+        Random-forgery pairs added to each batch per genuine pair.
+
+    See :class:`PairBatches` for both.
     """
 
-    def __init__(self, *args, random_state=None, **kwargs):
+    def __init__(self, *args, random_state=None, implied_pairs=False, random_negatives=0.0,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.random_state = random_state
+        self.implied_pairs = implied_pairs
+        self.random_negatives = random_negatives
 
     def get_default_callbacks(self):
         return [*super().get_default_callbacks(), ("pair_usage", PairUsage())]
 
     def get_iterator(self, dataset, training=False):
         return PairBatches(
-            dataset, self.batch_size, shuffle=training, random_state=self.random_state
+            dataset, self.batch_size, shuffle=training, random_state=self.random_state,
+            implied_pairs=self.implied_pairs, random_negatives=self.random_negatives,
         )
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         pairs, target = y_true["pairs"], y_true["target"]
-        distance = self.module_.pair_distance(y_pred[pairs[:, 0]], y_pred[pairs[:, 1]])
+        distance = self.module_.pair_distance(_rows(y_pred, pairs[:, 0]), _rows(y_pred, pairs[:, 1]))
         return self.criterion_(distance, target, pairs)
 
     def embed(self, images, batch_size=None):
