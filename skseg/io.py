@@ -27,7 +27,7 @@ FORMAT = "skseg.verifier"
 FORMAT_VERSION = 1
 
 # Verifier parameters that only matter for training; a loaded model keeps the defaults.
-_TRAINING_ONLY = ("optimizer", "callbacks")
+_TRAINING_ONLY = ("optimizer", "callbacks", "accelerate")
 
 
 def _json_value(name, value):

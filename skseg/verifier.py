@@ -115,6 +115,13 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         pairs link. 0 uses the training pairs themselves, which is optimistic.
     device : str or torch.device, default="auto"
         ``"auto"`` picks CUDA when available, else the CPU.
+    accelerate : bool or dict, default=False
+        Train through Hugging Face Accelerate (skorch's ``AccelerateMixin``):
+        ``True``, or the keyword arguments of ``accelerate.Accelerator`` (e.g.
+        ``{"mixed_precision": "bf16"}``). Launched with ``accelerate launch``
+        on several GPUs, each process trains on its share of every epoch's
+        batches (data parallel); ``device`` is then Accelerate's. Needs
+        ``pip install "skseg[accelerate]"``. Not stored by :meth:`save`.
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, batching, augmentation and the
         validation split; the same seed on the same machine gives the same
@@ -182,6 +189,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         "threshold_target": [Interval(Real, 0, 1, closed="both")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "device": [str, torch.device],
+        "accelerate": ["boolean", dict],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "callbacks": [list, None],
@@ -209,6 +217,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         threshold_target=0.01,
         validation_fraction=0.2,
         device="auto",
+        accelerate=False,
         random_state=None,
         verbose=0,
         callbacks=None,
@@ -234,6 +243,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         self.threshold_target = threshold_target
         self.validation_fraction = validation_fraction
         self.device = device
+        self.accelerate = accelerate
         self.random_state = random_state
         self.verbose = verbose
         self.callbacks = callbacks
@@ -299,7 +309,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             )
         target = (y == self.classes_[1]).astype(np.float32)
         self.canvas_shape_ = tuple(int(s) for s in bank.shape[1:])
-        self.device_ = self._resolve_device()
+        accelerator = self._make_accelerator()
+        self.device_ = str(accelerator.device) if accelerator else self._resolve_device()
 
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(np.iinfo(np.int32).max))
@@ -312,10 +323,12 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         cuda = [torch.device(self.device_)] if self.device_.startswith("cuda") else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            self.net_ = self._build_net(valid, seed)
+            self.net_ = self._build_net(valid, seed, accelerator)
             self.net_.initialize()
             self._check_backbone_accepts(images[:1])
             self.net_.partial_fit(train, y=None)  # initialised above: no re-initialisation
+            if accelerator is not None:
+                self.net_ = self.net_.to_plain_net(**self._net_kwargs(None, seed))
         # The validation split holds the image bank: drop it so that a saved
         # model carries no training signatures (privacy, and size).
         self.net_.train_split = None
@@ -384,7 +397,39 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         )
         return everything, everything[:0]
 
-    def _build_net(self, valid=None, seed=None):
+    def _make_accelerator(self):
+        """An ``accelerate.Accelerator`` if ``accelerate`` asks for one, else None."""
+        if not isinstance(self.accelerate, dict) and not self.accelerate:
+            return None
+        try:
+            from accelerate import Accelerator
+        except ImportError as err:
+            raise ImportError(
+                f"accelerate={self.accelerate!r} needs the accelerate package: "
+                'pip install "skseg[accelerate]".'
+            ) from err
+        kwargs = self.accelerate if isinstance(self.accelerate, dict) else {}
+        try:
+            return Accelerator(**kwargs)
+        except TypeError as err:
+            raise ValueError(f"accelerate={self.accelerate!r}: {err}") from err
+
+    def _build_net(self, valid=None, seed=None, accelerator=None):
+        """The skorch net; trained through ``accelerator`` when one is given."""
+        kwargs = self._net_kwargs(valid, seed)
+        if accelerator is None:
+            return SiameseNet(**kwargs)
+        from .nn.accelerated import AcceleratedSiameseNet
+
+        # Accelerate places the module and batches; the bank is already on its device.
+        kwargs["device"] = None
+        # skorch's "auto" sink (the main process prints) ignores verbose=0; with
+        # plain print, PrintLog stays quiet unless verbose.
+        sink = "auto" if self.verbose else print
+        return AcceleratedSiameseNet(accelerator=accelerator, callbacks__print_log__sink=sink,
+                                     **kwargs)
+
+    def _net_kwargs(self, valid, seed):
         criterion_kwargs = {}
         if self.loss == "contrastive":
             criterion_kwargs = {"margin": self.margin, "pos_weight": self.pos_weight,
@@ -395,7 +440,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         if self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
         nested = {key: getattr(self, key) for key in self._skorch_params}
-        return SiameseNet(
+        return dict(
             module=SiameseModule,
             module__backbone=self.backbone,
             module__embedding_dim=self.embedding_dim,

@@ -92,10 +92,20 @@ class PairBatches:
     random_negatives : float, default=0.0
         Random-forgery pairs added per genuine pair of a batch (at most all
         of the batch's cross-writer genuine pairs).
+    num_shards, shard : int, default=1, 0
+        For data-parallel training: each of ``num_shards`` processes draws the
+        same plan (same ``random_state``) and takes every ``num_shards``-th
+        batch from position ``shard``. Every shard gets the same number of
+        batches (the last few of an epoch may go unused), since processes that
+        synchronise gradients must take the same number of steps.
     """
 
     def __init__(self, dataset, batch_size, shuffle=False, random_state=None,
-                 implied_pairs=False, random_negatives=0.0):
+                 implied_pairs=False, random_negatives=0.0, num_shards=1, shard=0):
+        if not 0 <= shard < num_shards:
+            raise ValueError(f"shard={shard} is not in [0, num_shards={num_shards}).")
+        self.num_shards = num_shards
+        self.shard = shard
         self.dataset = dataset
         self.batch_size = max(2, int(batch_size))
         self.shuffle = shuffle
@@ -158,6 +168,9 @@ class PairBatches:
             plan.append((images, pairs[ids], target[ids]))
         if self.shuffle:
             plan = [plan[i] for i in rng.permutation(len(plan))]
+        if self.num_shards > 1:
+            usable = len(plan) - len(plan) % self.num_shards
+            plan = plan[self.shard : usable : self.num_shards]
         return plan
 
     def _extra_pairs(self, images, labelled, labelled_target, rng):

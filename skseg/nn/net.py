@@ -80,8 +80,14 @@ class SiameseNet(NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         pairs, target = y_true["pairs"], y_true["target"]
-        distance = self.module_.pair_distance(_rows(y_pred, pairs[:, 0]), _rows(y_pred, pairs[:, 1]))
+        distance = self._siamese_module().pair_distance(
+            _rows(y_pred, pairs[:, 0]), _rows(y_pred, pairs[:, 1])
+        )
         return self.criterion_(distance, target, pairs)
+
+    def _siamese_module(self):
+        """The :class:`~skseg.nn.SiameseModule` (subclasses may wrap ``module_``)."""
+        return self.module_
 
     def embed(self, images, batch_size=None):
         """Embeddings of a uint8 image bank ``(n, H, W)``, as a tensor on ``self.device``.
