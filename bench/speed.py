@@ -22,7 +22,7 @@ size, SigNet-style pairs (``make_pairs``), loss (``ContrastiveLoss``), optimizer
    where ``ru_maxrss`` would still hold the parent's; ``ru_maxrss`` elsewhere): bank
    size, the materialised pairs it avoids, model size, RSS before fit, peak RSS.
 5. CPU training images/s of the ``compact`` backbone (forward + backward + AdamW step,
-   batches of 64) and the environment (torch, threads, CPU model, cores).
+   batches of the verifier's default size) and the environment (torch, threads, CPU model, cores).
 
 The naive rates are measured on at most ``--naive-pairs`` pairs (a rate, so it
 extrapolates; the output says when it did). Goals are printed as PASS/FAIL next to
@@ -305,8 +305,10 @@ def measure_preprocessing(paths, canvas, cores, threads=True):
             "speedup": runs["n_jobs=-1 processes"]["speedup"]}, outputs["n_jobs=1"]
 
 
-def compact_training_throughput(bank, steps, device="cpu", batch=64, seed=0):
-    """Training images/s of the compact backbone as skseg runs it (augmentation on)."""
+def compact_training_throughput(bank, steps, device="cpu", batch=None, seed=0):
+    """Training images/s of the compact backbone as skseg runs it (augmentation on,
+    batches of SiameseVerifier's default size)."""
+    batch = batch or SiameseVerifier().batch_size
     torch.manual_seed(seed)
     module = SiameseModule("compact", EMBEDDING_DIM, augment=True).to(device).train()
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
@@ -330,7 +332,7 @@ def compact_training_throughput(bank, steps, device="cpu", batch=64, seed=0):
         step()
     synchronize(device)
     seconds = time.perf_counter() - start
-    return {"images": steps * batch, "seconds": seconds,
+    return {"images": steps * batch, "seconds": seconds, "batch": batch,
             "images_per_s": steps * batch / seconds, "device": device}
 
 
@@ -504,7 +506,7 @@ def print_report(r):
                  f"({m['ratio_cold']:.2f} counting the lazy imports)")
     c = r["compact_training"]
     notes.append(f"compact backbone, CPU training: {c['images_per_s']:.1f} images/s "
-                 f"(batches of 64, {c['images']} images)")
+                 f"(batches of {c['batch']}, {c['images']} images)")
     for note in notes:
         print("- " + note)
 
