@@ -326,6 +326,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             self.net_ = self._build_net(valid, seed, accelerator)
             self.net_.initialize()
             self._check_backbone_accepts(images[:1])
+            if self.verbose >= 2:
+                self._size_progress_bar(train, valid)
             self.net_.partial_fit(train, y=None)  # initialised above: no re-initialisation
             if accelerator is not None:
                 self.net_ = self.net_.to_plain_net(**self._net_kwargs(None, seed))
@@ -463,6 +465,14 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             random_negatives=self.random_negatives,
             **nested,
         )
+
+    def _size_progress_bar(self, train, valid):
+        """skorch sizes its bar as len(dataset) / batch_size, i.e. in pairs; count
+        the batches of image instead (one epoch's plan; they vary little)."""
+        n_batches = len(self.net_.get_iterator(train, training=True).plan_epoch())
+        if valid is not None:
+            n_batches += len(self.net_.get_iterator(valid).plan_epoch())
+        self.net_.set_params(callbacks__progress_bar__batches_per_epoch=n_batches)
 
     def _check_backbone_accepts(self, sample):
         """Fail early, naming the backbone, if it cannot take these canvases."""

@@ -179,6 +179,14 @@ def test_verbose_reports_pairs_per_image_forward(signature_pairs, capsys):
     assert clf.net_.history[-1]["pairs/img"] > 1.0
 
 
+def test_progress_bar_counts_batches_of_images(signature_pairs):
+    d = signature_pairs
+    clf = SiameseVerifier(max_epochs=1, random_state=0, verbose=2).fit(d["X_train"], d["y_train"])
+    bar = dict(clf.net_.callbacks_)["progress_bar"]
+    # Training plus validation batches, not len(pairs) / batch_size.
+    assert bar.batches_per_epoch == len(clf.net_.history[-1]["batches"])
+
+
 def test_validation_split_keeps_writers_apart(signature_pairs):
     d = signature_pairs
     clf = SiameseVerifier(max_epochs=1, random_state=0)
