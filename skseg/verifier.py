@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from skorch.callbacks import ProgressBar
 from skorch.helper import predefined_split
 
-from ._pairs import as_bank, to_canvases
+from ._pairs import PairedCanvases, as_bank, to_canvases
 from .nn import BACKBONES, DISTANCES, LOSSES, PairDataset, SiameseModule, SiameseNet
 from .nn.batching import image_clusters
 from .threshold import STRATEGIES, choose_threshold, equal_error_rate_from_roc, roc_curve
@@ -337,11 +337,10 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
 
         # Threshold and probability calibration on the held-out pairs, on the device.
         calibration = valid if valid is not None else train
-        used, local = np.unique(calibration.pairs, return_inverse=True)  # embed only these
-        embeddings = self.net_.embed(bank[used])
-        distances = self.net_.pair_distances(
-            embeddings, local.reshape(calibration.pairs.shape), numpy=False
-        )
+        # as_bank drops the images no calibration pair uses: only these are embedded.
+        calibration_bank, calibration_index = as_bank(PairedCanvases(bank, calibration.pairs))
+        embeddings = self.net_.embed(calibration_bank)
+        distances = self.net_.pair_distances(embeddings, calibration_index, numpy=False)
         target = torch.as_tensor(calibration.target, device=distances.device)
         self.validation_eer_ = float("nan")
         if valid is not None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("accelerate")
 
@@ -19,8 +20,6 @@ def test_shards_split_an_epoch_evenly():
     pairs = rng.integers(0, 60, (400, 2))
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
     target = rng.integers(0, 2, len(pairs)).astype(np.float32)
-    import torch
-
     dataset = PairDataset(torch.zeros((60, 4, 4), dtype=torch.uint8), pairs, target)
     whole = PairBatches(dataset, 16, shuffle=True, random_state=0).plan_epoch()
     shards = [PairBatches(dataset, 16, shuffle=True, random_state=0, num_shards=3, shard=k)

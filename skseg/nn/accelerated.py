@@ -10,7 +10,6 @@ optional dependency (``pip install "skseg[accelerate]"``).
 
 from skorch.hf import AccelerateMixin
 
-from .batching import PairBatches
 from .net import SiameseNet
 
 
@@ -25,14 +24,11 @@ class AcceleratedSiameseNet(AccelerateMixin, SiameseNet):
         As for :class:`~skseg.nn.SiameseNet`.
     """
 
-    def get_iterator(self, dataset, training=False):
+    def _shards(self, training):
         # Validation is not sharded: each process scores all of it, identically.
-        shards = self.accelerator.num_processes if training else 1
-        return PairBatches(
-            dataset, self.batch_size, shuffle=training, random_state=self.random_state,
-            implied_pairs=self.implied_pairs, random_negatives=self.random_negatives,
-            num_shards=shards, shard=self.accelerator.process_index if training else 0,
-        )
+        if not training:
+            return 1, 0
+        return self.accelerator.num_processes, self.accelerator.process_index
 
     def _initialize_accelerator(self):
         # skorch prepares every criterion; ours have no parameters, and torch

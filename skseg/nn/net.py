@@ -73,10 +73,16 @@ class SiameseNet(NeuralNet):
         return [*super().get_default_callbacks(), ("pair_usage", PairUsage())]
 
     def get_iterator(self, dataset, training=False):
+        num_shards, shard = self._shards(training)
         return PairBatches(
             dataset, self.batch_size, shuffle=training, random_state=self.random_state,
             implied_pairs=self.implied_pairs, random_negatives=self.random_negatives,
+            num_shards=num_shards, shard=shard,
         )
+
+    def _shards(self, training):
+        """``(num_shards, shard)`` of this process's batches: one process, all of them."""
+        return 1, 0
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         pairs, target = y_true["pairs"], y_true["target"]
