@@ -21,7 +21,10 @@ size, SigNet-style pairs (``make_pairs``), loss (``ContrastiveLoss``), optimizer
    data set as ``PairedCanvases``, in a fresh subprocess (peak RSS: VmHWM on Linux,
    where ``ru_maxrss`` would still hold the parent's; ``ru_maxrss`` elsewhere): bank
    size, the materialised pairs it avoids, model size, RSS before fit, peak RSS.
-5. CPU training images/s of the ``compact`` backbone (forward + backward + AdamW step,
+5. The same training and memory measurements with ``micro_batch_size`` (default 16:
+   batches embedded in checkpointed chunks), the verifier's memory-saving setting,
+   so that both trade-offs are in one table.
+6. CPU training images/s of the ``compact`` backbone (forward + backward + AdamW step,
    batches of the verifier's default size) and the environment (torch, threads, CPU model, cores).
 
 The naive rates are measured on at most ``--naive-pairs`` pairs (a rate, so it
@@ -232,7 +235,7 @@ def naive_inference(paths, index, canvas, backbone="compact", device="cpu", work
 # -- skseg ------------------------------------------------------------------------------
 
 def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed=0,
-                augment=False):
+                augment=False, micro_batch_size=None):
     """Time ``SiameseVerifier.fit`` on preprocessed canvases; count from its history.
 
     ``validation_fraction=0`` trains on every pair, as the naive epoch does; the fit
@@ -241,7 +244,8 @@ def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed
     per image forward; ``--augment`` measures skseg's default training.
     """
     model = SiameseVerifier(backbone=backbone, max_epochs=epochs, validation_fraction=0.0,
-                            device=device, random_state=seed, augment=augment)
+                            device=device, random_state=seed, augment=augment,
+                            micro_batch_size=micro_batch_size)
     X = PairedCanvases(bank, index)
     start = time.perf_counter()
     model.fit(X, y)
@@ -258,7 +262,8 @@ def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed
             "pairs_per_s": pairs / seconds, "forwards_per_s": forwards / seconds,
             "epoch_seconds": loop, "pairs_per_forward": pairs / max(forwards, 1),
             "trained_pairs_per_forward": trained / max(forwards, 1),
-            "augment": model.augment, "batch_size_images": model.batch_size}, model
+            "augment": model.augment, "batch_size_images": model.batch_size,
+            "micro_batch_size": micro_batch_size}, model
 
 
 def skseg_inference(model, paths, canvas):
@@ -389,7 +394,7 @@ def memory_child(spec_path):
     # np.load keeps the pre-fit peak at about the bank: ru_maxrss then reflects the fit.
     bank, index, y = (np.load(folder / f"{name}.npy") for name in ("bank", "index", "y"))
     model = SiameseVerifier(backbone=spec["backbone"], max_epochs=1, device=spec["device"],
-                            random_state=0)
+                            micro_batch_size=spec["micro_batch_size"], random_state=0)
     cold = _rss_bytes()
     # The first optimizer step of any torch program imports torch._dynamo, sympy, ...
     # (about 150 MB): pay it on a 1-parameter model, so the baseline holds it.
@@ -402,7 +407,7 @@ def memory_child(spec_path):
     module = model.net_.module_
     tensors = [*module.parameters(), *module.buffers()]
     result = {
-        "images": len(bank), "pairs": len(index),
+        "images": len(bank), "pairs": len(index), "micro_batch_size": spec["micro_batch_size"],
         "bank_bytes": int(bank.nbytes),
         "pairs_materialised_bytes": int(len(index) * 2 * bank.shape[1] * bank.shape[2]),
         "model_bytes": int(sum(t.numel() * t.element_size() for t in tensors)),
@@ -418,14 +423,16 @@ def memory_child(spec_path):
     Path(spec["result"]).write_text(json.dumps(result))
 
 
-def measure_fit_memory(bank, index, y, workdir, backbone="compact", device="cpu", threads=1):
+def measure_fit_memory(bank, index, y, workdir, backbone="compact", device="cpu", threads=1,
+                       micro_batch_size=None):
     """Peak RSS of fit in a fresh subprocess running this script with a hidden flag."""
-    folder = Path(workdir, "memory")
+    folder = Path(workdir, f"memory-{micro_batch_size}")
     folder.mkdir(parents=True, exist_ok=True)
     for name, value in (("bank", bank), ("index", index), ("y", y)):
         np.save(folder / f"{name}.npy", value)
     spec = {"folder": str(folder), "backbone": backbone, "device": device,
-            "threads": threads, "result": str(folder / "result.json")}
+            "threads": threads, "micro_batch_size": micro_batch_size,
+            "result": str(folder / "result.json")}
     (folder / "spec.json").write_text(json.dumps(spec))
     subprocess.run([sys.executable, os.path.abspath(__file__), "--_memory-child",
                     str(folder / "spec.json")], check=True)
@@ -473,6 +480,14 @@ def print_report(r):
                      *(verdict("preprocessing", run["speedup"]) if is_default else ("", ""))))
     m = r["memory"]
     rows.append(("fit peak memory ratio", None, m["ratio"], None, *verdict("memory", m["ratio"])))
+    saving = r.get("micro_batch")
+    if saving:
+        tm, mm, size = saving["training"], saving["memory"], saving["micro_batch_size"]
+        ratio = tm["pairs_per_s"] / tn["pairs_per_s"]
+        rows.append((f"training pairs/s, micro_batch={size}", tn["pairs_per_s"], tm["pairs_per_s"],
+                     ratio, *verdict("training", ratio)))
+        rows.append((f"fit peak memory ratio, micro_batch={size}", None, mm["ratio"], None,
+                     *verdict("memory", mm["ratio"])))
 
     def cell(v, fmt="{:>12.1f}"):
         return f"{'':>12}" if v is None else fmt.format(v)
@@ -504,6 +519,10 @@ def print_report(r):
                  f"{m['rss_before_fit'] * mb:.1f} MB, peak {m['peak_rss'] * mb:.1f} MB -> "
                  f"(peak - before) / (bank + model) = {m['ratio']:.2f} "
                  f"({m['ratio_cold']:.2f} counting the lazy imports)")
+    if saving:
+        notes.append(f"micro_batch_size={size}: fit {tm['seconds']:.2f}s "
+                     f"({tm['seconds'] / ts['seconds']:.2f}x the default's), peak "
+                     f"{mm['peak_rss'] * mb:.1f} MB against {m['peak_rss'] * mb:.1f} MB")
     c = r["compact_training"]
     notes.append(f"compact backbone, CPU training: {c['images_per_s']:.1f} images/s "
                  f"(batches of {c['batch']}, {c['images']} images)")
@@ -533,6 +552,9 @@ def parse_args(argv):
                         help="most pairs the naive ways process (0: all); a rate, extrapolated")
     parser.add_argument("--naive-workers", type=int, default=0,
                         help="DataLoader workers of the naive way (notebooks: 0)")
+    parser.add_argument("--micro-batch-size", type=int, default=16,
+                        help="also measure training and memory with this micro_batch_size "
+                        "(0: skip)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
@@ -587,8 +609,20 @@ def main(argv=None):
         naive_inf = naive_inference(paths[chosen], all_pairs, canvas, args.backbone, device,
                                     args.naive_workers)
 
+        saving = None
+        if args.micro_batch_size:
+            saving = {
+                "micro_batch_size": args.micro_batch_size,
+                "training": skseg_train(bank, index, y, args.backbone, device, args.epochs,
+                                        augment=args.augment,
+                                        micro_batch_size=args.micro_batch_size)[0],
+            }
+
         compact = compact_training_throughput(bank, args.compact_steps)
         memory = measure_fit_memory(bank, index, y, workdir, args.backbone, device, cores)
+        if saving:
+            saving["memory"] = measure_fit_memory(bank, index, y, workdir, args.backbone,
+                                                  device, cores, args.micro_batch_size)
 
     result = {
         "environment": environment(device),
@@ -601,6 +635,7 @@ def main(argv=None):
                       "ratio": sk_inf["pairs_per_s"] / naive_inf["pairs_per_s"]},
         "preprocessing": prep,
         "memory": memory,
+        "micro_batch": saving,
         "compact_training": compact,
     }
     result["goals"] = {
@@ -609,6 +644,10 @@ def main(argv=None):
         "preprocessing": verdict("preprocessing", prep["speedup"]),
         "memory": verdict("memory", memory["ratio"]),
     }
+    if saving:
+        result["goals"]["training_micro_batch"] = verdict(
+            "training", saving["training"]["pairs_per_s"] / naive["pairs_per_s"])
+        result["goals"]["memory_micro_batch"] = verdict("memory", saving["memory"]["ratio"])
     print_report(result)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

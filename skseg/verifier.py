@@ -81,6 +81,14 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         Unique images per training batch (each batch is trained with every
         labelled pair among its images). Whole writers are kept together, so
         a batch should hold several writers' images: CEDAR has 48 per writer.
+    micro_batch_size : int or None, default=None
+        Save memory: embed each training batch in chunks of this many images
+        and recompute a chunk's activations during the backward pass
+        (activation checkpointing). The loss still covers every pair of the
+        batch; activation memory becomes one chunk's instead of the batch's,
+        for one extra forward pass (about a third more training time).
+        BatchNorm then normalises over each chunk. None: the whole batch at once.
+        Not combined with ``accelerate``.
     max_epochs : int, default=20
         Passes over the training pairs.
     augment : bool, default=True
@@ -180,6 +188,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         "optimizer": [type],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
+        "micro_batch_size": [Interval(Integral, 2, None, closed="left"), None],
         "max_epochs": [Interval(Integral, 1, None, closed="left")],
         "augment": ["boolean"],
         "implied_pairs": ["boolean"],
@@ -208,6 +217,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         optimizer=torch.optim.AdamW,
         lr=1e-3,
         batch_size=128,
+        micro_batch_size=None,
         max_epochs=20,
         augment=True,
         implied_pairs=True,
@@ -234,6 +244,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         self.optimizer = optimizer
         self.lr = lr
         self.batch_size = batch_size
+        self.micro_batch_size = micro_batch_size
         self.max_epochs = max_epochs
         self.augment = augment
         self.implied_pairs = implied_pairs
@@ -402,6 +413,12 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         """An ``accelerate.Accelerator`` if ``accelerate`` asks for one, else None."""
         if not isinstance(self.accelerate, dict) and not self.accelerate:
             return None
+        if self.micro_batch_size is not None:
+            # DDP syncs gradients once per forward; checkpointing runs each chunk twice.
+            raise ValueError(
+                f"micro_batch_size={self.micro_batch_size} cannot be combined with "
+                f"accelerate={self.accelerate!r}; set micro_batch_size=None."
+            )
         try:
             from accelerate import Accelerator
         except ImportError as err:
@@ -462,6 +479,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             random_state=seed,
             implied_pairs=self.implied_pairs,
             random_negatives=self.random_negatives,
+            micro_batch_size=self.micro_batch_size,
             **nested,
         )
 

@@ -65,6 +65,8 @@ def test_training_counts(speed, tiny):
     used = len(np.unique(index))
     assert 2 * used <= result["forwards"] <= 2 * 2 * len(index)
     assert result["pairs_per_s"] > 0 and result["epoch_seconds"] <= result["seconds"]
+    chunked, _ = speed.skseg_train(tiny["bank"], index, y, epochs=2, micro_batch_size=2)
+    assert chunked["micro_batch_size"] == 2 and chunked["pairs"] == result["pairs"]
 
     inference, all_pairs = speed.skseg_inference(model, tiny["paths"][:5], CANVAS)
     assert inference["pairs"] == 10 and all_pairs.shape == (10, 2)
@@ -77,10 +79,12 @@ def test_compact_throughput(speed, tiny):
     assert result["images"] == 4 and result["images_per_s"] > 0
 
 
-def test_fit_memory(speed, tiny, tmp_path):
+@pytest.mark.parametrize("micro_batch_size", [None, 2])
+def test_fit_memory(speed, tiny, tmp_path, micro_batch_size):
     # The script's own way: a fresh interpreter running it with the hidden flag.
     result = speed.measure_fit_memory(tiny["bank"], tiny["index"], tiny["y"], tmp_path,
-                                      threads=1)
+                                      threads=1, micro_batch_size=micro_batch_size)
+    assert result["micro_batch_size"] == micro_batch_size
     assert result["bank_bytes"] == tiny["bank"].nbytes
     assert result["pairs_materialised_bytes"] == len(tiny["index"]) * 2 * CANVAS[0] * CANVAS[1]
     assert result["model_bytes"] > 0 and result["rss_before_fit"] > 0

@@ -6,10 +6,14 @@ unique images with the pairs among them (:class:`PairBatches`), a loss over
 those pairs, and embedding of a bank of images.
 """
 
+from contextlib import contextmanager, nullcontext
+
 import numpy as np
 import torch
 from skorch import NeuralNet
 from skorch.callbacks import Callback
+from skorch.utils import to_tensor
+from torch.utils.checkpoint import checkpoint
 
 from .batching import PairBatches
 
@@ -23,6 +27,19 @@ def _rows(embeddings, index):
     """
     select = torch.nn.functional.one_hot(index, len(embeddings)).to(embeddings.dtype)
     return select @ embeddings
+
+
+@contextmanager
+def _buffers_kept(module):
+    """Restore ``module``'s buffers on exit: a recomputed forward must not update
+    BatchNorm's running statistics a second time."""
+    saved = [b.clone() for b in module.buffers()]
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for buffer, value in zip(module.buffers(), saved):
+                buffer.copy_(value)
 
 
 class PairUsage(Callback):
@@ -58,16 +75,24 @@ class SiameseNet(NeuralNet):
         Also train on the pairs that the labels imply within each writer.
     random_negatives : float, default=0.0
         Random-forgery pairs added to each batch per genuine pair.
+    micro_batch_size : int, optional
+        Embed each training batch in chunks of this many images, keeping only
+        the chunks' inputs and embeddings; a chunk's activations are recomputed
+        during the backward pass (activation checkpointing). The loss still
+        sees every pair of the batch, and activation memory shrinks to one
+        chunk's, for one extra forward pass. BatchNorm normalises over each
+        chunk. Inference embeds in chunks of this size too.
 
-    See :class:`PairBatches` for both.
+    See :class:`PairBatches` for the pairs.
     """
 
     def __init__(self, *args, random_state=None, implied_pairs=False, random_negatives=0.0,
-                 **kwargs):
+                 micro_batch_size=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.random_state = random_state
         self.implied_pairs = implied_pairs
         self.random_negatives = random_negatives
+        self.micro_batch_size = micro_batch_size
 
     def get_default_callbacks(self):
         return [*super().get_default_callbacks(), ("pair_usage", PairUsage())]
@@ -84,6 +109,23 @@ class SiameseNet(NeuralNet):
         """``(num_shards, shard)`` of this process's batches: one process, all of them."""
         return 1, 0
 
+    def infer(self, x, **fit_params):
+        chunk = self.micro_batch_size
+        images = x.get("images") if isinstance(x, dict) else None
+        if not chunk or images is None or len(images) <= chunk or fit_params:
+            return super().infer(x, **fit_params)
+        images = to_tensor(images, device=self.device)
+        chunks = [images[start : start + chunk] for start in range(0, len(images), chunk)]
+        if not (self.module_.training and torch.is_grad_enabled()):
+            return torch.cat([self.module_(c) for c in chunks])
+        # Checkpointing replays each chunk's random draws (augmentation,
+        # dropout), so the recomputed activations are the ones the loss saw.
+        return torch.cat([
+            checkpoint(self.module_, c, use_reentrant=False,
+                       context_fn=lambda: (nullcontext(), _buffers_kept(self.module_)))
+            for c in chunks
+        ])
+
     def get_loss(self, y_pred, y_true, X=None, training=False):
         pairs, target = y_true["pairs"], y_true["target"]
         distance = self._siamese_module().pair_distance(
@@ -98,10 +140,10 @@ class SiameseNet(NeuralNet):
     def embed(self, images, batch_size=None):
         """Embeddings of a uint8 image bank ``(n, H, W)``, as a tensor on ``self.device``.
 
-        In batches of the training size by default, so that inference needs no
-        more activation memory than training did.
+        In batches of the training size (or ``micro_batch_size``) by default,
+        so that inference needs no more activation memory than training did.
         """
-        batch_size = batch_size or self.batch_size
+        batch_size = batch_size or self.micro_batch_size or self.batch_size
         self.module_.eval()
         chunks = []
         with torch.inference_mode():
