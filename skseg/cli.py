@@ -173,12 +173,17 @@ def cmd_benchmark(args):
     data = load_signatures(args.data_dir, layout=args.layout)
     print(f"{len(np.unique(data.writer))} writers, {len(data.paths)} images ({data.layout} layout); "
           f"{args.folds}-fold writer-independent cross-validation.")
+    extra = None
+    if args.extra_training:
+        extra = load_signatures(args.extra_training, layout=args.extra_layout)
+        print(f"Every fold also trains on {len(np.unique(extra.writer))} writers, "
+              f"{len(extra.paths)} images of {args.extra_training} ({extra.layout} layout).")
     from .preprocessing import SignaturePreprocessor
 
     result = cross_validate_writers(
         data, _verifier(args, verbose=int(args.verbose)),
         preprocessor=SignaturePreprocessor(n_jobs=-1), n_splits=args.folds,
-        random_state=args.seed, progress=True, folds=args.only_folds,
+        random_state=args.seed, progress=True, folds=args.only_folds, extra_training=extra,
     )
     print(f"\n{'metric':<18}" + "".join(f"fold {f['fold']:<4}" for f in result["folds"])
           + "   mean +- std")
@@ -262,6 +267,9 @@ def build_parser():
     p.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
                    help="run only these folds, numbered from 0 (default: all)")
     p.add_argument("--layout", default="auto")
+    p.add_argument("--extra-training", metavar="DIR",
+                   help="another corpus (other writers) added to every fold's training")
+    p.add_argument("--extra-layout", default="auto", help="layout of --extra-training")
     p.add_argument("--verbose", type=int, default=0, help="1: epoch table, 2: progress bars")
     _add_training_options(p)
     p.set_defaults(func=cmd_benchmark)

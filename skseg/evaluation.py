@@ -59,6 +59,7 @@ def cross_validate_writers(
     random_state=0,
     progress=True,
     folds=None,
+    extra_training=None,
 ):
     """Writer-independent k-fold cross-validation of a verifier.
 
@@ -92,6 +93,11 @@ def cross_validate_writers(
     folds : list of int, default=None
         Run only these folds of the ``n_splits`` (e.g. to spread them over
         machines); all by default.
+    extra_training : Bunch, default=None
+        Another corpus, in the form of ``data``, whose SigNet pairs join the
+        training pairs of every fold; its writers are never tested. Its writers
+        must be other people than those of ``data`` (e.g. another public data
+        set), or the test writers would be seen in training.
 
     Returns
     -------
@@ -124,8 +130,16 @@ def cross_validate_writers(
     if n_writers < n_splits:
         raise ValueError(f"n_splits={n_splits} folds need as many writers; the data has {n_writers}.")
 
+    extra = None if extra_training is None else _extra_corpus(extra_training, items)
+
     canvases = preprocessor.transform(items)
     positions = np.arange(len(canvases))
+    extra_pairs, extra_y = np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=int)
+    if extra is not None:
+        # One bank for both corpora: the extra canvases follow the main ones.
+        canvases = np.concatenate([canvases, preprocessor.transform(extra.images)])
+        extra_pairs, extra_y, _ = _pairs_of(np.arange(len(items), len(canvases)), extra.writer,
+                                            extra.genuine, random_state=random_state)
     splits = list(enumerate(GroupKFold(n_splits=n_splits).split(positions, groups=writer)))
     if folds is not None:
         unknown = sorted(set(folds) - set(range(n_splits)))
@@ -150,8 +164,10 @@ def cross_validate_writers(
             random_forgeries=random_forgeries_per_genuine_pair,
             return_kind=True, random_state=random_state + k,
         )
+        train_pairs = np.concatenate([train_pairs, extra_pairs]).astype(np.int64)
+        y_train = np.concatenate([y_train, extra_y])
         start = time.perf_counter()
-        fold_verifier.fit(PairedCanvases(canvases, train_pairs.astype(np.int64)), y_train)
+        fold_verifier.fit(PairedCanvases(canvases, train_pairs), y_train)
         train_seconds = time.perf_counter() - start
         decision = fold_verifier.decision_function(
             PairedCanvases(canvases, test_pairs.astype(np.int64))
@@ -183,11 +199,27 @@ def cross_validate_writers(
             "preprocessor": _jsonable(preprocessor.get_params(deep=False)),
             "n_splits": n_splits,
             "n_writers": n_writers,
-            "n_images": int(len(canvases)),
+            "n_images": len(items),
+            "extra_training": None if extra is None else {
+                "n_writers": int(len(np.unique(extra.writer))),
+                "n_images": int(len(extra.images)),
+                "n_pairs": int(len(extra_pairs)),
+            },
             "random_state": random_state,
         },
         "scores": scores,
     }
+
+
+def _extra_corpus(extra_training, items):
+    """The extra corpus's images and labels; refused if it shares a file with ``items``."""
+    extra_items, writer, genuine = _items_of(extra_training)
+    shared = sorted({i for i in items if isinstance(i, str)}
+                    & {i for i in extra_items if isinstance(i, str)})
+    if shared:
+        raise ValueError(f"extra_training shares {len(shared)} image file(s) with data, e.g. "
+                         f"{shared[0]!r}: its writers would be tested after training on them.")
+    return Bunch(images=extra_items, writer=writer, genuine=genuine)
 
 
 def _fold_metrics(y, kind, decision):

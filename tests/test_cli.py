@@ -25,11 +25,10 @@ def test_top_level_help_lists_the_commands():
     assert all(command in help_text for command in COMMANDS)
 
 
-@pytest.fixture(scope="module")
-def signature_folder(tmp_path_factory):
-    """A generic <writer>/genuine|forged/ folder of synthetic scans."""
-    root = tmp_path_factory.mktemp("signatures")
-    data = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=3, random_state=0)
+def _write_folder(root, random_state):
+    """A generic <writer>/genuine|forged/ folder of 4 synthetic writers."""
+    data = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=3,
+                                     random_state=random_state)
     counts = {}
     for image, writer, genuine in zip(data.images, data.writer, data.genuine):
         folder = root / f"w{writer}" / ("genuine" if genuine else "forged")
@@ -37,6 +36,11 @@ def signature_folder(tmp_path_factory):
         n = counts[folder] = counts.get(folder, 0) + 1
         Image.fromarray(image).save(folder / f"{n}.png")
     return root
+
+
+@pytest.fixture(scope="module")
+def signature_folder(tmp_path_factory):
+    return _write_folder(tmp_path_factory.mktemp("signatures"), random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -113,3 +117,16 @@ def test_benchmark_runs_only_the_chosen_folds(signature_folder, tmp_path):
     assert [f["fold"] for f in json.loads(out.read_text())["folds"]] == [2]
     assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
                  "--only-folds", "5", "--epochs", "1"]) == 1
+
+
+def test_benchmark_with_an_extra_training_corpus(signature_folder, tmp_path, capsys):
+    extra = _write_folder(tmp_path / "extra", random_state=1)
+    out = tmp_path / "extra.json"
+    assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
+                 "--only-folds", "0", "--epochs", "1", "--extra-training", str(extra)]) == 0
+    assert "also trains on 4 writers, 28 images" in capsys.readouterr().out
+    assert json.loads(out.read_text())["settings"]["extra_training"]["n_writers"] == 4
+    # The same folder twice would test writers it trained on.
+    assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
+                 "--epochs", "1", "--extra-training", str(signature_folder)]) == 1
+    assert "shares 28 image file(s)" in capsys.readouterr().err
