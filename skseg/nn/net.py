@@ -6,6 +6,7 @@ unique images with the pairs among them (:class:`PairBatches`), a loss over
 those pairs, and embedding of a bank of images.
 """
 
+import math
 from contextlib import contextmanager, nullcontext
 
 import numpy as np
@@ -81,7 +82,7 @@ class SiameseNet(NeuralNet):
         during the backward pass (activation checkpointing). The loss still
         sees every pair of the batch, and activation memory shrinks to one
         chunk's, for one extra forward pass. BatchNorm normalises over each
-        chunk. Inference embeds in chunks of this size too.
+        chunk (chunks of near-equal size). Inference embeds in chunks of this size too.
 
     See :class:`PairBatches` for the pairs.
     """
@@ -115,7 +116,8 @@ class SiameseNet(NeuralNet):
         if not chunk or images is None or len(images) <= chunk or fit_params:
             return super().infer(x, **fit_params)
         images = to_tensor(images, device=self.device)
-        chunks = [images[start : start + chunk] for start in range(0, len(images), chunk)]
+        # Near-equal chunks: no tail of one or two images for BatchNorm to normalise over.
+        chunks = torch.tensor_split(images, math.ceil(len(images) / chunk))
         if not (self.module_.training and torch.is_grad_enabled()):
             return torch.cat([self.module_(c) for c in chunks])
         # Checkpointing replays each chunk's random draws (augmentation,
