@@ -8,6 +8,7 @@ the test writers.
 """
 
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -214,8 +215,11 @@ def cross_validate_writers(
 def _extra_corpus(extra_training, items):
     """The extra corpus's images and labels; refused if it shares a file with ``items``."""
     extra_items, writer, genuine = _items_of(extra_training)
-    shared = sorted({i for i in items if isinstance(i, str)}
-                    & {i for i in extra_items if isinstance(i, str)})
+
+    def files(images):  # one spelling per file, however the paths were written
+        return {os.path.realpath(i) for i in images if isinstance(i, str)}
+
+    shared = sorted(files(items) & files(extra_items))
     if shared:
         raise ValueError(f"extra_training shares {len(shared)} image file(s) with data, e.g. "
                          f"{shared[0]!r}: its writers would be tested after training on them.")

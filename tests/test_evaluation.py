@@ -58,6 +58,8 @@ def test_extra_training_joins_every_fold_and_is_never_tested():
 def test_extra_training_sharing_a_file_is_refused_before_loading():
     data = Bunch(paths=[f"/nowhere/{i}.png" for i in range(8)], writer=[0, 0, 1, 1, 2, 2, 3, 3],
                  genuine=[True, False] * 4)
-    extra = Bunch(paths=["/nowhere/3.png", "/nowhere/x.png"], writer=[9, 9], genuine=[True, True])
+    # The same file, spelt another way.
+    extra = Bunch(paths=["/nowhere/sub/../3.png", "/nowhere/x.png"], writer=[9, 9],
+                  genuine=[True, True])
     with pytest.raises(ValueError, match=r"shares 1 image file.*'/nowhere/3.png'"):
         cross_validate_writers(data, n_splits=2, extra_training=extra, progress=False)
