@@ -120,10 +120,17 @@ def cmd_fit(args):
     from .datasets import load_signatures, make_pairs
     from .preprocessing import SignaturePreprocessor
 
-    data = load_signatures(args.data_dir, layout=args.layout)
-    pairs, y, _ = make_pairs(data, random_forgeries=args.random_forgeries, random_state=args.seed)
-    print(f"{len(np.unique(data.writer))} writers, {len(data.paths)} images "
-          f"({data.layout} layout): {len(y)} training pairs.")
+    pairs, y = [], []
+    for folder in args.data_dir:
+        data = load_signatures(folder, layout=args.layout)
+        # Pairs within each corpus: writer ids of two corpora may coincide.
+        corpus_pairs, corpus_y, _ = make_pairs(data, random_forgeries=args.random_forgeries,
+                                               random_state=args.seed)
+        print(f"{folder}: {len(np.unique(data.writer))} writers, {len(data.paths)} images "
+              f"({data.layout} layout), {len(corpus_y)} training pairs.")
+        pairs.append(corpus_pairs)
+        y.append(corpus_y)
+    pairs, y = np.concatenate(pairs), np.concatenate(y)
     model = Pipeline([("prep", SignaturePreprocessor(n_jobs=-1)),
                       ("clf", _verifier(args, verbose=2))])
     model.fit(pairs, y)
@@ -227,10 +234,12 @@ def build_parser():
     _add_training_options(p)
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("fit", help="train on a folder of signatures and save the model",
-                       description="Train a preprocessor + verifier on every writer of DATA_DIR "
-                       "(SigNet pairs) and save it.")
-    p.add_argument("data_dir", help="CEDAR, Kaggle/SigComp, BHSig260 or <writer>/genuine|forged/")
+    p = sub.add_parser("fit", help="train on folders of signatures and save the model",
+                       description="Train a preprocessor + verifier on every writer of each "
+                       "DATA_DIR (SigNet pairs within each folder) and save it.")
+    p.add_argument("data_dir", nargs="+",
+                   help="CEDAR, Kaggle/SigComp, BHSig260 or <writer>/genuine|forged/; several "
+                   "folders (other writers each) train one model")
     p.add_argument("-o", "--output", required=True,
                    help="model file: .safetensors (safe to load) or .joblib (pickle)")
     p.add_argument("--layout", default="auto")

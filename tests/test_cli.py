@@ -130,3 +130,12 @@ def test_benchmark_with_an_extra_training_corpus(signature_folder, tmp_path, cap
     assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
                  "--epochs", "1", "--extra-training", str(signature_folder)]) == 1
     assert "shares 28 image file(s)" in capsys.readouterr().err
+
+
+def test_fit_on_two_corpora(signature_folder, tmp_path, capsys):
+    extra = _write_folder(tmp_path / "extra", random_state=1)
+    path = tmp_path / "two.safetensors"
+    assert main(["fit", str(signature_folder), str(extra), "-o", str(path), "--epochs", "1"]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if "training pairs" in line]
+    assert [line.split(":")[0] for line in lines] == [str(signature_folder), str(extra)]
+    assert path.exists()
