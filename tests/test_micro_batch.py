@@ -26,10 +26,11 @@ def test_checkpointing_changes_memory_not_the_model(signature_pairs, monkeypatch
     np.testing.assert_allclose(checkpointed.decision_function(d["X_test"]),
                                plain.decision_function(d["X_test"]), rtol=1e-4, atol=1e-5)
     # One running-statistics update per chunk forward, not two.
-    chunks = sum(-(-b["train_batch_size"] // 16) for b in checkpointed.net_.history[-1]["batches"]
-                 if "train_batch_size" in b)
+    batches = checkpointed.net_.history[-1]["batches"]
+    chunks = sum(-(-b["train_batch_size"] // 16) for b in batches if "train_batch_size" in b)
     bn = next(m for m in checkpointed.net_.module_.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert int(bn.num_batches_tracked) == chunks > 1
+
 
 def _saved_bytes_of_one_training_forward(net, d):
     """Bytes autograd keeps for the backward pass of one training batch."""
