@@ -86,11 +86,11 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         and recompute a chunk's activations during the backward pass
         (activation checkpointing). The loss still covers every pair of the
         batch; activation memory becomes one chunk's instead of the batch's
-        (on CEDAR, fit's peak memory fell from about 6x to 2.1x the bank with
-        16), for one extra forward pass (2 % to 40 % more training time,
-        measured on a 2-core CPU). BatchNorm then normalises over each chunk
-        of near-equal size. None: the whole batch at once. Not combined with
-        ``accelerate``.
+        (on CEDAR, with 16, the memory fit adds fell from about 6x to 2.1x
+        the size of the bank and model), for one extra forward pass (2 % to
+        40 % more training time, measured on a 2-core CPU). BatchNorm then
+        normalises over each chunk of near-equal size. None: the whole batch
+        at once. Not combined with ``accelerate``.
     max_epochs : int, default=20
         Passes over the training pairs.
     augment : bool, default=True
