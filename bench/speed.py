@@ -609,20 +609,18 @@ def main(argv=None):
         naive_inf = naive_inference(paths[chosen], all_pairs, canvas, args.backbone, device,
                                     args.naive_workers)
 
+        compact = compact_training_throughput(bank, args.compact_steps)
+        memory = measure_fit_memory(bank, index, y, workdir, args.backbone, device, cores)
         saving = None
-        if args.micro_batch_size:
+        if args.micro_batch_size:  # the memory-saving setting, measured the same ways
             saving = {
                 "micro_batch_size": args.micro_batch_size,
                 "training": skseg_train(bank, index, y, args.backbone, device, args.epochs,
                                         augment=args.augment,
                                         micro_batch_size=args.micro_batch_size)[0],
+                "memory": measure_fit_memory(bank, index, y, workdir, args.backbone, device,
+                                             cores, args.micro_batch_size),
             }
-
-        compact = compact_training_throughput(bank, args.compact_steps)
-        memory = measure_fit_memory(bank, index, y, workdir, args.backbone, device, cores)
-        if saving:
-            saving["memory"] = measure_fit_memory(bank, index, y, workdir, args.backbone,
-                                                  device, cores, args.micro_batch_size)
 
     result = {
         "environment": environment(device),
