@@ -1,0 +1,178 @@
+"""Accuracy ablations on one writer fold: what moves the held-out EER, and what does not.
+
+Each run is :func:`skseg.evaluation.cross_validate_writers` on one fold (same
+training, validation and test writers, same pairs as ``skseg benchmark``), with
+the default verifier changed in one respect:
+
+- ``defaults``: nothing changed; with several ``--seeds`` the script also
+  scores the *ensemble* of the seeds' models (mean decision value per test
+  pair, i.e. mean distance).
+- ``swa``: stochastic weight averaging (``torch.optim.swa_utils``) of the
+  weights after each epoch from ``--swa-start`` on, with BatchNorm statistics
+  recomputed on the training images at the end.
+- ``synthetic-writers``: ``--synthetic-writers`` writers of
+  :func:`skseg.datasets.make_synthetic_signatures` (24 genuine, 24 forgeries
+  each) added to training through ``extra_training``.
+- ``mirrored-writers``: the fold's training writers mirrored left to right,
+  added to training as new writers (a mirrored writer is a different "hand").
+
+The EER needs no threshold, so every figure is threshold-free except FAR/FRR,
+which are not reported here. One fold moves by several points between seeds:
+compare settings over the same seeds, and confirm anything promising on all
+folds with ``skseg benchmark``.
+
+    python bench/ablations.py ../shared/data/cedar --setting defaults --seeds 0 1 2
+    python bench/ablations.py ../shared/data/cedar --setting swa
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from skorch.callbacks import Callback
+from sklearn.model_selection import GroupKFold
+from sklearn.utils import Bunch
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim.swa_utils import AveragedModel
+
+from skseg import SiameseVerifier
+from skseg.datasets import load_signatures, make_synthetic_signatures
+from skseg.datasets._pairs import _items_of
+from skseg.evaluation import cross_validate_writers
+from skseg.metrics import equal_error_rate
+
+SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers")
+
+
+class WeightAveraging(Callback):
+    """Stochastic weight averaging from epoch ``start`` (1-based) to the end of training."""
+
+    def __init__(self, start=10):
+        self.start = start
+
+    def initialize(self):
+        self.average_ = None
+        return self
+
+    def on_epoch_end(self, net, **kwargs):
+        if len(net.history) < self.start:
+            return
+        if self.average_ is None:
+            self.average_ = AveragedModel(net.module_)
+        # The first update copies the weights; later ones average them in.
+        self.average_.update_parameters(net.module_)
+
+    def on_train_end(self, net, X=None, **kwargs):
+        if self.average_ is None:
+            return
+        net.module_.load_state_dict(self.average_.module.state_dict())
+        # Averaged weights need BatchNorm statistics of their own: one pass in
+        # training mode over the training images, with a cumulative average.
+        norms = [m for m in net.module_.modules() if isinstance(m, _BatchNorm)]
+        momenta = [m.momentum for m in norms]
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None
+        used = torch.as_tensor(np.unique(X.pairs), device=X.images.device)
+        net.module_.train()
+        with torch.no_grad():
+            for chunk in torch.split(used, net.batch_size):
+                net.module_(X.images[chunk])
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+
+
+def mirrored_training_writers(data, fold, n_splits):
+    """The fold's training writers, every image mirrored left to right, as new writers."""
+    items, writer, genuine = _items_of(data)
+    train, _ = list(GroupKFold(n_splits=n_splits).split(items, groups=writer))[fold]
+
+    def mirror(item):
+        with Image.open(item) if isinstance(item, str) else Image.fromarray(np.asarray(item)) as img:
+            return ImageOps.mirror(img.convert("L"))
+
+    return Bunch(images=[mirror(items[i]) for i in train], writer=[f"mirrored {w}" for w in writer[train]],
+                 genuine=genuine[train], paths=None)
+
+
+def fold_eers(result):
+    """Skilled and random EER of the one fold in ``result``, from its decision values."""
+    fold = result["folds"][0]
+    return {"eer_skilled": fold["eer_skilled"], "eer_random": fold["eer_random"]}
+
+
+def ensemble_eers(scores):
+    """EERs of the mean decision value of several models on the same test pairs."""
+    y, kind = scores[0]["y"], scores[0]["kind"]
+    if any(not np.array_equal(s["y"], y) for s in scores):
+        raise RuntimeError("the seeds' runs scored different test pairs; they cannot be averaged.")
+    decision = np.mean([s["decision"] for s in scores], axis=0)
+    skilled, random = kind != "random", kind != "skilled"
+    return {"eer_skilled": equal_error_rate(y[skilled], decision[skilled])[0],
+            "eer_random": equal_error_rate(y[random], decision[random])[0]}
+
+
+def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
+        verifier_params=None, preprocessor=None):
+    """One setting on one fold, per seed (and their ensemble for several seeds)."""
+    if setting not in SETTINGS:
+        raise ValueError(f"setting={setting!r}: choose one of {SETTINGS}.")
+    params = dict(verifier_params or {})
+    extra = None
+    if setting == "swa":
+        if swa_start < 1:
+            raise ValueError(f"swa_start={swa_start}: epochs are numbered from 1.")
+        params["callbacks"] = [WeightAveraging(swa_start)]
+    elif setting == "synthetic-writers":
+        extra = make_synthetic_signatures(n_writers=synthetic_writers, n_genuine=24, n_forgeries=24,
+                                          random_state=1)
+    elif setting == "mirrored-writers":
+        extra = mirrored_training_writers(data, fold, n_splits)
+    runs, scores = [], []
+    for seed in seeds:
+        start = time.perf_counter()
+        result = cross_validate_writers(
+            data, SiameseVerifier(random_state=seed, **params), preprocessor=preprocessor,
+            n_splits=n_splits, folds=[fold], progress=False, extra_training=extra,
+        )
+        runs.append({"seed": seed, **fold_eers(result), "seconds": time.perf_counter() - start})
+        scores.append(result["scores"][0])
+    out = {"setting": setting, "fold": fold, "runs": runs}
+    if len(seeds) > 1:
+        out["ensemble"] = ensemble_eers(scores)
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", help="signature folder (any load_signatures layout)")
+    parser.add_argument("--layout", default="auto")
+    parser.add_argument("--setting", choices=SETTINGS, default="defaults")
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--swa-start", type=int, default=10, help="first averaged epoch (default 10 of 20)")
+    parser.add_argument("--synthetic-writers", type=int, default=60)
+    parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
+    parser.add_argument("--out", default=None, help="JSON file for the results")
+    args = parser.parse_args(argv)
+    data = load_signatures(args.data, layout=args.layout)
+    out = run(data, args.setting, fold=args.fold, seeds=args.seeds, swa_start=args.swa_start,
+              synthetic_writers=args.synthetic_writers, verifier_params=json.loads(args.params))
+    for r in out["runs"]:
+        print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: skilled EER {100 * r['eer_skilled']:.1f} %, "
+              f"random EER {100 * r['eer_random']:.1f} %  ({r['seconds']:.0f} s)")
+    if "ensemble" in out:
+        e = out["ensemble"]
+        print(f"ensemble of {len(args.seeds)}: skilled EER {100 * e['eer_skilled']:.1f} %, "
+              f"random EER {100 * e['eer_random']:.1f} %")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""bench/ablations.py on tiny synthetic data: each setting trains what it says."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from skseg import SiameseVerifier, SignaturePreprocessor
+from skseg.datasets import make_pairs, make_synthetic_signatures
+from skseg.datasets._pairs import _items_of
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "ablations.py"
+TINY = {"max_epochs": 1, "batch_size": 16}
+
+
+@pytest.fixture(scope="module")
+def ablations():
+    spec = importlib.util.spec_from_file_location("skseg_bench_ablations", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop(spec.name, None)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_synthetic_signatures(n_writers=6, n_genuine=4, n_forgeries=4, random_state=0)
+
+
+PREP = SignaturePreprocessor(canvas_size=(32, 48))
+
+
+def test_seeds_and_their_ensemble(ablations, data):
+    out = ablations.run(data, "defaults", seeds=(0, 1), n_splits=3, verifier_params=TINY,
+                        preprocessor=PREP)
+    assert [r["seed"] for r in out["runs"]] == [0, 1]
+    for figures in [*out["runs"], out["ensemble"]]:
+        assert 0 <= figures["eer_skilled"] <= 1 and 0 <= figures["eer_random"] <= 1
+    one = ablations.run(data, "defaults", seeds=(0,), n_splits=3, verifier_params=TINY,
+                        preprocessor=PREP)
+    assert "ensemble" not in one
+    assert one["runs"][0]["eer_skilled"] == pytest.approx(out["runs"][0]["eer_skilled"])
+
+
+def test_ensemble_is_the_mean_decision(ablations):
+    y = np.array([1, 1, 0, 0])
+    kind = np.array(["genuine", "genuine", "skilled", "random"])
+    # Each model ranks one forgery above one genuine pair; their mean ranks all right.
+    a = {"y": y, "kind": kind, "decision": np.array([1.0, -1.0, 0.0, -2.0])}
+    b = {"y": y, "kind": kind, "decision": np.array([-1.0, 1.0, -2.0, 0.0])}
+    assert ablations.ensemble_eers([a, b]) == {"eer_skilled": 0.0, "eer_random": 0.0}
+    other = dict(b, y=np.array([1, 0, 0, 0]))
+    with pytest.raises(RuntimeError, match="different test pairs"):
+        ablations.ensemble_eers([a, other])
+
+
+def test_weight_averaging_averages_the_epochs(ablations, data):
+    snapshots = []
+
+    class Snapshot(Callback):  # runs before the averaging callback, which follows it
+        def on_epoch_end(self, net, **kwargs):
+            snapshots.append({k: v.detach().clone() for k, v in net.module_.named_parameters()})
+
+    pairs, y, _ = make_pairs(data, random_state=0)
+    X = PREP.transform(pairs)
+    clf = SiameseVerifier(max_epochs=3, batch_size=16, random_state=0,
+                          callbacks=[Snapshot(), ablations.WeightAveraging(start=2)]).fit(X, y)
+    for name, value in clf.net_.module_.named_parameters():
+        expected = (snapshots[1][name] + snapshots[2][name]) / 2
+        torch.testing.assert_close(value, expected)
+    # BatchNorm statistics were recomputed for the averaged weights.
+    norm = next(m for m in clf.net_.module_.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert norm.momentum == 0.1 and int(norm.num_batches_tracked) > 0
+
+
+def test_mirrored_writers_are_new_writers_of_the_training_fold(ablations, data):
+    extra = ablations.mirrored_training_writers(data, fold=0, n_splits=3)
+    items, writer, genuine = _items_of(data)
+    assert len(extra.images) == 4 * 8  # 4 of the 6 writers train in each of 3 folds
+    assert not set(extra.writer) & set(writer)
+    first = next(i for i, w in enumerate(writer) if f"mirrored {w}" == extra.writer[0])
+    np.testing.assert_array_equal(np.asarray(extra.images[0]), np.asarray(items[first])[:, ::-1])
+    out = ablations.run(data, "mirrored-writers", n_splits=3, verifier_params=TINY,
+                        preprocessor=PREP)
+    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+
+
+def test_bad_settings_are_named(ablations, data):
+    with pytest.raises(ValueError, match="setting='flip'"):
+        ablations.run(data, "flip")
+    with pytest.raises(ValueError, match="swa_start=0"):
+        ablations.run(data, "swa", swa_start=0)
