@@ -32,7 +32,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from skorch.callbacks import Callback
 from sklearn.model_selection import GroupKFold
 from sklearn.utils import Bunch
@@ -40,6 +39,7 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.swa_utils import AveragedModel
 
 from skseg import SiameseVerifier
+from skseg._image import load_grayscale
 from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import cross_validate_writers
@@ -91,11 +91,9 @@ def mirrored_training_writers(data, fold, n_splits):
     items, writer, genuine = _items_of(data)
     train, _ = list(GroupKFold(n_splits=n_splits).split(items, groups=writer))[fold]
 
-    def mirror(item):
-        with Image.open(item) if isinstance(item, str) else Image.fromarray(np.asarray(item)) as img:
-            return ImageOps.mirror(img.convert("L"))
-
-    return Bunch(images=[mirror(items[i]) for i in train], writer=[f"mirrored {w}" for w in writer[train]],
+    # Loaded as the preprocessor loads them (colour, alpha, EXIF handled), then mirrored.
+    images = [np.ascontiguousarray(load_grayscale(items[i])[:, ::-1]) for i in train]
+    return Bunch(images=images, writer=[f"mirrored {w}" for w in writer[train]],
                  genuine=genuine[train], paths=None)
 
 
@@ -154,16 +152,24 @@ def main(argv=None):
     parser.add_argument("--setting", choices=SETTINGS, default="defaults")
     parser.add_argument("--fold", type=int, default=0)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
-    parser.add_argument("--swa-start", type=int, default=10, help="first averaged epoch (default 10 of 20)")
+    parser.add_argument("--swa-start", type=int, default=10,
+                        help="first averaged epoch (default 10 of 20)")
     parser.add_argument("--synthetic-writers", type=int, default=60)
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
+    try:
+        params = json.loads(args.params)
+    except json.JSONDecodeError as error:
+        parser.error(f"--params is not JSON ({error}): {args.params!r}")
+    if not isinstance(params, dict):
+        parser.error(f"--params must be a JSON object of verifier parameters; got {args.params!r}")
     data = load_signatures(args.data, layout=args.layout)
     out = run(data, args.setting, fold=args.fold, seeds=args.seeds, swa_start=args.swa_start,
-              synthetic_writers=args.synthetic_writers, verifier_params=json.loads(args.params))
+              synthetic_writers=args.synthetic_writers, verifier_params=params)
     for r in out["runs"]:
-        print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: skilled EER {100 * r['eer_skilled']:.1f} %, "
+        print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "
+              f"skilled EER {100 * r['eer_skilled']:.1f} %, "
               f"random EER {100 * r['eer_random']:.1f} %  ({r['seconds']:.0f} s)")
     if "ensemble" in out:
         e = out["ensemble"]

@@ -95,3 +95,11 @@ def test_bad_settings_are_named(ablations, data):
         ablations.run(data, "flip")
     with pytest.raises(ValueError, match="swa_start=0"):
         ablations.run(data, "swa", swa_start=0)
+
+
+@pytest.mark.parametrize("params, message", [("{margin: 1}", "--params is not JSON"),
+                                             ("[1]", "--params must be a JSON object")])
+def test_bad_params_are_named(ablations, params, message, capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        ablations.main([str(tmp_path), "--params", params])
+    assert message in capsys.readouterr().err
