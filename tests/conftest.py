@@ -1,5 +1,10 @@
 """Shared fixtures: synthetic signature pairs, preprocessed once per session."""
 
+import importlib.util
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -8,6 +13,20 @@ from skseg.datasets import make_pairs, make_synthetic_signatures
 
 #: Small canvases keep the CPU tests fast; the defaults (155 x 220) are for real use.
 CANVAS = (64, 96)
+
+
+@contextmanager
+def bench_script(name):
+    """``bench/<name>.py`` imported as a module (``bench`` is no package), unloaded on exit."""
+    path = Path(__file__).resolve().parents[1] / "bench" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"skseg_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses and pickling look modules up here
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop(spec.name, None)
 
 
 @pytest.fixture(scope="session")

@@ -1,9 +1,5 @@
 """bench/ablations.py on tiny synthetic data: each setting trains what it says."""
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -13,18 +9,15 @@ from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_pairs, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "ablations.py"
+from .conftest import bench_script
+
 TINY = {"max_epochs": 1, "batch_size": 16}
 
 
 @pytest.fixture(scope="module")
 def ablations():
-    spec = importlib.util.spec_from_file_location("skseg_bench_ablations", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop(spec.name, None)
+    with bench_script("ablations") as module:
+        yield module
 
 
 @pytest.fixture(scope="module")

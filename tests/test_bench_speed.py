@@ -3,31 +3,26 @@
 No timing is asserted: the numbers mean something only on an idle machine.
 """
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "speed.py"
+from .conftest import bench_script
+
 CANVAS = (32, 48)
 
 
 @pytest.fixture(scope="module")
 def speed():
-    spec = importlib.util.spec_from_file_location("skseg_bench_speed", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    # One thread: tiny batches gain nothing from more, and a busy machine's
-    # oversubscribed OpenMP threads would slow them down many times.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield module
-    torch.set_num_threads(threads)
-    sys.modules.pop(spec.name, None)
+    with bench_script("speed") as module:
+        # One thread: tiny batches gain nothing from more, and a busy machine's
+        # oversubscribed OpenMP threads would slow them down many times.
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        yield module
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
