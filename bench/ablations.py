@@ -42,8 +42,7 @@ from skseg import SiameseVerifier
 from skseg._image import load_grayscale
 from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
-from skseg.evaluation import cross_validate_writers
-from skseg.metrics import equal_error_rate
+from skseg.evaluation import _fold_metrics, cross_validate_writers
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers")
 
@@ -97,10 +96,12 @@ def mirrored_training_writers(data, fold, n_splits):
                  genuine=genuine[train], paths=None)
 
 
+EERS = ("eer_skilled", "eer_random")
+
+
 def fold_eers(result):
     """Skilled and random EER of the one fold in ``result``, from its decision values."""
-    fold = result["folds"][0]
-    return {"eer_skilled": fold["eer_skilled"], "eer_random": fold["eer_random"]}
+    return {name: result["folds"][0][name] for name in EERS}
 
 
 def ensemble_eers(scores):
@@ -109,9 +110,9 @@ def ensemble_eers(scores):
     if any(not np.array_equal(s["y"], y) for s in scores):
         raise RuntimeError("the seeds' runs scored different test pairs; they cannot be averaged.")
     decision = np.mean([s["decision"] for s in scores], axis=0)
-    skilled, random = kind != "random", kind != "skilled"
-    return {"eer_skilled": equal_error_rate(y[skilled], decision[skilled])[0],
-            "eer_random": equal_error_rate(y[random], decision[random])[0]}
+    # The benchmark's own figures, on the averaged decision values.
+    metrics = _fold_metrics(y, kind, decision)
+    return {name: metrics[name] for name in EERS}
 
 
 def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
