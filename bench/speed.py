@@ -190,7 +190,7 @@ def naive_train(paths, index, y, canvas, backbone="compact", device="cpu", epoch
     torch.manual_seed(seed)
     model = BACKBONES[backbone](embedding_dim=EMBEDDING_DIM).to(device).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    criterion = ContrastiveLoss(margin=1.0)
+    criterion = ContrastiveLoss(margin=SiameseVerifier().margin)  # skseg's default
     loader = DataLoader(NaivePairs(paths, index, y.astype(np.float32), canvas),
                         batch_size=NAIVE_BATCH, shuffle=True, num_workers=workers)
     budget = epochs * len(index) if not max_pairs else min(max_pairs, epochs * len(index))
