@@ -503,6 +503,41 @@ def _otsu_threshold(gray):
     return threshold, float(mean_high[best] - mean_low[best])
 
 
+def _blurred_threshold(gray, blur_radius):
+    """``(blurred copy, Otsu threshold, contrast)``: ink is ``blurred <= threshold``."""
+    # Tiny images have strokes of a pixel or less that a full blur would erase.
+    radius = min(blur_radius, min(gray.shape) / 100)
+    blurred = gray
+    if radius > 0:
+        blurred = np.asarray(Image.fromarray(gray).filter(ImageFilter.GaussianBlur(radius)))
+    threshold, contrast = _otsu_threshold(blurred)
+    return blurred, threshold, contrast
+
+
+def _ink_bounds(blurred, threshold):
+    """Row and column slices of the ink's bounding box (ink: ``blurred <= threshold``).
+
+    On the blurred copy, so that isolated specks smaller than the blur do not widen it.
+    """
+    ink = blurred <= threshold
+    rows = np.flatnonzero(ink.any(axis=1))
+    cols = np.flatnonzero(ink.any(axis=0))
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
+def _ink_box_size(gray, blur_radius=1.0):
+    """``(height, width)`` in pixels of the box the preprocessor crops a scan to.
+
+    The signature's size in the scan, which fitting it to the canvas discards;
+    None for an image without ink. ``gray`` is a uint8 scan, dark ink on light paper.
+    """
+    blurred, threshold, _ = _blurred_threshold(gray, blur_radius)
+    if threshold is None:
+        return None
+    rows, cols = _ink_bounds(blurred, threshold)
+    return rows.stop - rows.start, cols.stop - cols.start
+
+
 def _flatten(gray):
     """Divide by a smooth estimate of the paper, so uneven lighting becomes white."""
     height, width = gray.shape
@@ -548,19 +583,12 @@ def _normalize(gray, settings):
         blank += 255
     if settings.flatten_background:
         gray = _flatten(gray)
-    # Tiny images have strokes of a pixel or less that a full blur would erase.
-    radius = min(settings.blur_radius, min(gray.shape) / 100)
-    blurred = gray
-    if radius > 0:
-        blurred = np.asarray(Image.fromarray(gray).filter(ImageFilter.GaussianBlur(radius)))
-    threshold, contrast = _otsu_threshold(blurred)
+    blurred, threshold, contrast = _blurred_threshold(gray, settings.blur_radius)
     if threshold is None or contrast < settings.min_ink_contrast:
         return blank, True
 
     if settings.crop:
-        rows = np.flatnonzero((blurred <= threshold).any(axis=1))
-        cols = np.flatnonzero((blurred <= threshold).any(axis=0))
-        gray = gray[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+        gray = gray[_ink_bounds(blurred, threshold)]
     if settings.remove_background:
         levels = _ink_levels(gray, threshold, settings.ink_contrast)
         if not levels.any():
