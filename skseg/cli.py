@@ -59,7 +59,7 @@ def _verifier(args, **overrides):
     from .verifier import SiameseVerifier
 
     params = {"random_state": args.seed, "device": args.device}
-    for name in ("backbone", "loss", "max_epochs"):
+    for name in ("backbone", "loss", "margin", "max_epochs"):
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
@@ -208,6 +208,9 @@ def _add_training_options(parser, epochs_default=None):
     parser.add_argument("--backbone", choices=["compact", "signet"], default=None,
                         help="embedding network (default: the verifier's default, compact)")
     parser.add_argument("--loss", choices=["contrastive", "triplet", "bce"], default=None)
+    parser.add_argument("--margin", type=float, default=None,
+                        help="margin of the contrastive or triplet loss (default: the "
+                        "verifier's default, 0.5)")
     parser.add_argument("--epochs", dest="max_epochs", type=int, default=epochs_default,
                         help="training epochs (default: the verifier's default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")

@@ -72,6 +72,20 @@ def test_joblib_models_work_too(signature_folder, tmp_path, capsys):
     assert "Skilled forgeries: EER" in out and "Random forgeries: EER" in out
 
 
+def test_margin_reaches_the_verifier(signature_folder, tmp_path, capsys):
+    from skseg.io import load
+
+    path = tmp_path / "model.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1",
+                 "--margin", "0.7"]) == 0
+    assert load(path).get_params()["clf__margin"] == 0.7
+    capsys.readouterr()
+    assert main(["fit", str(signature_folder), "-o", str(tmp_path / "bad.safetensors"),
+                 "--epochs", "1", "--margin", "0"]) == 1
+    assert "'margin' parameter" in capsys.readouterr().err
+    assert not (tmp_path / "bad.safetensors").exists()
+
+
 def test_benchmark_writes_json_and_plots(signature_folder, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "bench.json"
