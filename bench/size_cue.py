@@ -124,6 +124,11 @@ def fused_fold(items, writer, genuine, log_sizes, fold=0, n_splits=5, seed=0,
     }
 
 
+def _rates(figures):
+    return ", ".join(f"{kind} EER {100 * figures[f'eer_{kind}']:.1f} %"
+                     for kind in ("skilled", "random"))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", help="signature folder (any load_signatures layout)")
@@ -146,10 +151,8 @@ def main(argv=None):
         out["folds"].append(r)
         print(f"fold {fold}: alpha {r['alpha']} "
               f"(chosen on {r['writers']['fusion']} fusion writers); "
-              f"verifier skilled EER {100 * r['verifier']['eer_skilled']:.1f} %, "
-              f"random {100 * r['verifier']['eer_random']:.1f} %; "
-              f"fused skilled {100 * r['fused']['eer_skilled']:.1f} %, "
-              f"random {100 * r['fused']['eer_random']:.1f} %  ({r['train_seconds']:.0f} s)")
+              f"verifier {_rates(r['verifier'])}; fused {_rates(r['fused'])}  "
+              f"({r['train_seconds']:.0f} s)")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
