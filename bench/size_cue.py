@@ -36,7 +36,7 @@ from skseg import PairedCanvases, SignaturePreprocessor, SiameseVerifier
 from skseg._image import describe_item, load_grayscale
 from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
-from skseg.evaluation import _ALL_PAIRS, _pairs_of
+from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
 from skseg.metrics import equal_error_rate
 from skseg.preprocessing import _ink_box_size
 
@@ -75,9 +75,9 @@ def size_alone(log_sizes, writer, genuine):
 
 
 def _eers(y, kind, score):
-    skilled, random = kind != "random", kind != "skilled"
-    return {"eer_skilled": equal_error_rate(y[skilled], score[skilled])[0],
-            "eer_random": equal_error_rate(y[random], score[random])[0]}
+    """Skilled and random EER, as a benchmark fold computes them."""
+    metrics = _fold_metrics(y, kind, score)
+    return {name: metrics[name] for name in ("eer_skilled", "eer_random")}
 
 
 def fused_fold(items, writer, genuine, log_sizes, fold=0, n_splits=5, seed=0,
@@ -104,11 +104,15 @@ def fused_fold(items, writer, genuine, log_sizes, fold=0, n_splits=5, seed=0,
     verifier.fit(PairedCanvases(canvases, fit_pairs.astype(np.int64)), fit_y)
     seconds = time.perf_counter() - start
 
-    def scores(pair_index, alpha):
+    def decision_and_size(pair_index):
+        # Embedded once per pair set; each weight only rescales the size term.
         decision = verifier.decision_function(PairedCanvases(canvases, pair_index.astype(np.int64)))
-        return decision - alpha * size_distance(log_sizes, pair_index)
+        return decision, size_distance(log_sizes, pair_index)
 
-    fusion_eer = {a: equal_error_rate(fusion_y, scores(fusion_pairs, a))[0] for a in ALPHAS}
+    fusion_decision, fusion_size = decision_and_size(fusion_pairs)
+    test_decision, test_size = decision_and_size(test_pairs)
+    fusion_eer = {a: equal_error_rate(fusion_y, fusion_decision - a * fusion_size)[0]
+                  for a in ALPHAS}
     alpha = min(ALPHAS, key=lambda a: (fusion_eer[a], a))  # ties: the smaller weight
     return {
         "fold": fold,
@@ -118,8 +122,8 @@ def fused_fold(items, writer, genuine, log_sizes, fold=0, n_splits=5, seed=0,
                     "test": int(len(np.unique(writer[test])))},
         "fusion_eer": {str(a): e for a, e in fusion_eer.items()},
         "alpha": alpha,
-        "verifier": _eers(test_y, kind, scores(test_pairs, 0.0)),
-        "fused": _eers(test_y, kind, scores(test_pairs, alpha)),
+        "verifier": _eers(test_y, kind, test_decision),
+        "fused": _eers(test_y, kind, test_decision - alpha * test_size),
         "train_seconds": seconds,
     }
 
