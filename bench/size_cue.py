@@ -44,16 +44,20 @@ from skseg.preprocessing import _ink_box_size
 ALPHAS = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def _box(item, label):
-    size = _ink_box_size(load_grayscale(item, label=label))
+def _box(item, label, blur_radius):
+    size = _ink_box_size(load_grayscale(item, label=label), blur_radius)
     if size is None:
         raise ValueError(f"{label} ({describe_item(item)}) has no ink: its size is undefined.")
     return size
 
 
-def log_box_sizes(items, n_jobs=None):
-    """``(n_images, 2)`` log-height and log-width of each image's ink box, in pixels."""
-    sizes = Parallel(n_jobs=n_jobs)(delayed(_box)(item, f"image {i}")
+def log_box_sizes(items, n_jobs=None, preprocessor=None):
+    """``(n_images, 2)`` log-height and log-width of each image's ink box, in pixels.
+
+    The box ``preprocessor`` (default: ``SignaturePreprocessor()``) crops to.
+    """
+    preprocessor = SignaturePreprocessor() if preprocessor is None else preprocessor
+    sizes = Parallel(n_jobs=n_jobs)(delayed(_box)(item, f"image {i}", preprocessor.blur_radius)
                                     for i, item in enumerate(items))
     return np.log(np.asarray(sizes, dtype=np.float64))
 

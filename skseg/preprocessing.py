@@ -525,11 +525,12 @@ def _ink_bounds(blurred, threshold):
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def _ink_box_size(gray, blur_radius=1.0):
+def _ink_box_size(gray, blur_radius):
     """``(height, width)`` in pixels of the box the preprocessor crops a scan to.
 
     The signature's size in the scan, which fitting it to the canvas discards;
-    None for an image without ink. ``gray`` is a uint8 scan, dark ink on light paper.
+    None for an image without ink. ``gray`` is a uint8 scan, dark ink on light paper;
+    ``blur_radius`` as the preprocessor's.
     """
     blurred, threshold, _ = _blurred_threshold(gray, blur_radius)
     if threshold is None:

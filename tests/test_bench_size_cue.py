@@ -27,9 +27,9 @@ def _scan(height, width, box, top=20, left=30):
 def test_ink_box_size_is_the_crop_box():
     assert _ink_box_size(_scan(100, 200, (12, 40)), blur_radius=0) == (12, 40)
     # The blur may widen the box by a pixel on each side, no more.
-    h, w = _ink_box_size(_scan(100, 200, (12, 40)))
+    h, w = _ink_box_size(_scan(100, 200, (12, 40)), SignaturePreprocessor().blur_radius)
     assert 12 <= h <= 14 and 40 <= w <= 42
-    assert _ink_box_size(np.full((50, 50), 250, dtype=np.uint8)) is None
+    assert _ink_box_size(np.full((50, 50), 250, dtype=np.uint8), blur_radius=1.0) is None
 
 
 def test_size_distance_is_the_log_ratio(size_cue):
