@@ -30,6 +30,13 @@ class PairedCanvases:
         The distinct canvases.
     index : ndarray of shape (n_pairs, 2), int
         Positions in ``images`` of each pair's reference and questioned image.
+    sizes : ndarray of shape (n_images, 2), default=None
+        Height and width, in pixels of the scan, of each image's ink before it
+        was fitted to the canvas (NaN where unknown, e.g. a blank image), as
+        :class:`~skseg.SignaturePreprocessor` records them. The canvas alone
+        does not show how large a signature was written;
+        :class:`~skseg.SiameseVerifier` uses the ratio of the two sizes of a
+        pair (``size_weight``). None: not known.
 
     Examples
     --------
@@ -41,7 +48,7 @@ class PairedCanvases:
     ((3, 2, 4, 5), (2, 2, 4, 5), (3, 2, 4, 5))
     """
 
-    def __init__(self, images, index):
+    def __init__(self, images, index, sizes=None):
         images = np.asarray(images)
         index = np.asarray(index)
         if images.ndim != 3 or images.dtype != np.uint8:
@@ -60,8 +67,23 @@ class PairedCanvases:
                 f"PairedCanvases: pair {bad} refers to image {index[bad].tolist()}, "
                 f"but there are {len(images)} images."
             )
+        if sizes is not None:
+            sizes = np.asarray(sizes, dtype=np.float64)
+            if sizes.shape != (len(images), 2):
+                raise ValueError(
+                    "PairedCanvases: sizes must have shape (n_images, 2) = "
+                    f"{(len(images), 2)}, one (height, width) per image; got {sizes.shape}."
+                )
+            bad = ~(np.isnan(sizes) | (sizes > 0)).all(axis=1)
+            if bad.any():
+                i = int(np.flatnonzero(bad)[0])
+                raise ValueError(
+                    f"PairedCanvases: image {i} has size {sizes[i].tolist()}; sizes must be "
+                    "positive (height, width) in pixels, or NaN where unknown."
+                )
         self.images = images
         self.index = index.astype(np.int64, copy=False)
+        self.sizes = sizes
 
     @property
     def shape(self):
@@ -80,17 +102,33 @@ class PairedCanvases:
             return np.asarray(self)[key]
         if isinstance(key, Integral):
             return self.images[self.index[key]]
-        return PairedCanvases(self.images, self.index[key])
+        return PairedCanvases(self.images, self.index[key], self.sizes)
 
     def __array__(self, dtype=None, copy=None):
         out = self.images[self.index]
         return out if dtype is None else out.astype(dtype)
 
     def __repr__(self):
+        sized = ", with sizes" if self.sizes is not None else ""
         return (
             f"PairedCanvases({len(self.index)} pairs of {self.images.shape[1:]} canvases, "
-            f"{len(self.images)} distinct images)"
+            f"{len(self.images)} distinct images{sized})"
         )
+
+
+def size_distances(X):
+    """How differently large the two signatures of each pair were written.
+
+    ``|log(h1 / h2)| + |log(w1 / w2)|`` of the two ink boxes, shape
+    ``(n_pairs,)``; 0 where a size is unknown (no evidence either way). None
+    when ``X`` carries no sizes (an array, or :class:`PairedCanvases` without).
+    Ratios, so the scan resolution cancels when both images share it.
+    """
+    if not isinstance(X, PairedCanvases) or X.sizes is None:
+        return None
+    log_sizes = np.log(X.sizes)
+    difference = np.abs(log_sizes[X.index[:, 0]] - log_sizes[X.index[:, 1]]).sum(axis=1)
+    return np.nan_to_num(difference, nan=0.0)
 
 
 def to_canvases(X, *, what="pairs", ndim=4):

@@ -72,7 +72,7 @@ def cross_validate_writers(
     of another test writer), reported separately.
 
     Every image is preprocessed once, and all pairs refer to that one bank of
-    canvases (:class:`~skseg.PairedCanvases`).
+    canvases (:class:`~skseg.PairedCanvases`), with each image's ink size.
 
     Parameters
     ----------
@@ -133,12 +133,14 @@ def cross_validate_writers(
 
     extra = None if extra_training is None else _extra_corpus(extra_training, items)
 
-    canvases = preprocessor.transform(items)
+    canvases, sizes = preprocessor.transform_with_sizes(items)
     positions = np.arange(len(canvases))
     extra_pairs, extra_y = np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=int)
     if extra is not None:
         # One bank for both corpora: the extra canvases follow the main ones.
-        canvases = np.concatenate([canvases, preprocessor.transform(extra.images)])
+        extra_canvases, extra_sizes = preprocessor.transform_with_sizes(extra.images)
+        canvases = np.concatenate([canvases, extra_canvases])
+        sizes = np.concatenate([sizes, extra_sizes])
         extra_pairs, extra_y, _ = _pairs_of(np.arange(len(items), len(canvases)), extra.writer,
                                             extra.genuine, random_state=random_state)
     splits = list(enumerate(GroupKFold(n_splits=n_splits).split(positions, groups=writer)))
@@ -168,10 +170,10 @@ def cross_validate_writers(
         train_pairs = np.concatenate([train_pairs, extra_pairs]).astype(np.int64)
         y_train = np.concatenate([y_train, extra_y])
         start = time.perf_counter()
-        fold_verifier.fit(PairedCanvases(canvases, train_pairs), y_train)
+        fold_verifier.fit(PairedCanvases(canvases, train_pairs, sizes), y_train)
         train_seconds = time.perf_counter() - start
         decision = fold_verifier.decision_function(
-            PairedCanvases(canvases, test_pairs.astype(np.int64))
+            PairedCanvases(canvases, test_pairs.astype(np.int64), sizes)
         )
         results.append({
             "fold": k,
@@ -180,6 +182,7 @@ def cross_validate_writers(
             "n_test_pairs": {name: int((kind == name).sum()) for name in ("genuine", "skilled", "random")},
             "threshold": float(fold_verifier.threshold_),
             "validation_eer": float(fold_verifier.validation_eer_),
+            "size_weight": float(fold_verifier.size_weight_),
             **_fold_metrics(y_test, kind, decision),
             "train_seconds": train_seconds,
         })

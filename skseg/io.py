@@ -62,6 +62,7 @@ def _verifier_settings(verifier):
         "classes": classes.tolist(),
         "classes_dtype": classes.dtype.str,
         "threshold": float(verifier.threshold_),
+        "size_weight": float(verifier.size_weight_),
         "proba_scale": float(verifier.proba_scale_),
         "validation_eer": float(verifier.validation_eer_),
         "canvas_shape": list(verifier.canvas_shape_),
@@ -174,6 +175,7 @@ def _rebuild_verifier(settings, state, device, path):
     verifier.device_ = verifier._resolve_device()
     verifier.classes_ = np.asarray(settings["classes"], dtype=np.dtype(settings["classes_dtype"]))
     verifier.threshold_ = settings["threshold"]
+    verifier.size_weight_ = settings.get("size_weight", 0.0)  # files from before the size term
     verifier.proba_scale_ = settings["proba_scale"]
     verifier.validation_eer_ = settings["validation_eer"]
     verifier.canvas_shape_ = tuple(settings["canvas_shape"])

@@ -46,6 +46,17 @@ class BlankImageError(ValueError):
     """An image has no ink (``on_blank="raise"``)."""
 
 
+class _Canvas(NamedTuple):
+    """One preprocessed image."""
+
+    canvas: np.ndarray
+    is_blank: bool
+    ink_size: tuple  # (height, width) of the ink box in the input's pixels; NaN if blank
+
+
+_NO_INK = (float("nan"), float("nan"))
+
+
 class _Settings(NamedTuple):
     """The parameters one worker needs, as a small picklable value."""
 
@@ -151,11 +162,14 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         here; :func:`joblib.parallel_config` can choose another backend). ``None``
         means 1 unless in a :func:`joblib.parallel_config` context; -1 means all
         processors.
-    compact_pairs : bool, default=False
+    compact_pairs : bool, default=True
         Return pairs as a :class:`~skseg.PairedCanvases`, which stores each
-        distinct image once and which :class:`~skseg.SiameseVerifier` takes
-        as it is, instead of an ``(n_pairs, 2, H, W)`` array. Memory then grows
-        with the distinct images, not the pairs. Single images are unaffected.
+        distinct image once, carries the size of each image's ink (which the
+        canvas no longer shows, and which :class:`~skseg.SiameseVerifier`'s
+        ``size_weight`` uses), and which the verifier takes as it is. Memory
+        grows with the distinct images, not the pairs. ``False``: a plain
+        ``(n_pairs, 2, H, W)`` array, without the sizes. Single images are
+        always an array (:meth:`transform_with_sizes` gives their sizes).
 
     See Also
     --------
@@ -176,7 +190,9 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
       shapes are refused, and so is ``(n, H, W)`` with ``W <= 4``, which looks like
       one colour image: pass a list of arrays instead.
 
-    **Output.** ``uint8`` of shape ``(n_images, H, W)`` or ``(n_pairs, 2, H, W)``.
+    **Output.** ``uint8`` of shape ``(n_images, H, W)``, or for pairs a
+    :class:`~skseg.PairedCanvases` that behaves like ``(n_pairs, 2, H, W)``
+    (``np.asarray`` makes it one; ``compact_pairs=False`` returns the array).
 
     **Errors** name the item, counting from 0 like Python: ``"image 4 (path 'a.png'):
     no such file."`` or ``"pair 3, second image (...)"``. Files that are missing or
@@ -202,6 +218,8 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     (255, 0)
     >>> prep.transform([[scan, scan]]).shape               # one pair
     (1, 2, 32, 64)
+    >>> prep.transform([[scan, scan]]).sizes               # its ink: 10 x 100 pixels
+    array([[ 10., 100.]])
     """
 
     _parameter_constraints: dict = {
@@ -233,7 +251,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         on_blank="warn",
         max_pixels=DEFAULT_MAX_PIXELS,
         n_jobs=None,
-        compact_pairs=False,
+        compact_pairs=True,
     ):
         self.canvas_size = canvas_size
         self.remove_background = remove_background
@@ -279,8 +297,54 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         -------
         canvases : ndarray of shape (n_pairs, 2, H, W) or (n_images, H, W), dtype uint8
             Ink high, background exactly 0 (with the default ``invert=True``), where
-            ``(H, W)`` is ``canvas_size``.
+            ``(H, W)`` is ``canvas_size``. Pairs come as a :class:`~skseg.PairedCanvases`
+            that carries each image's ink size, unless ``compact_pairs=False``.
         """
+        canvases, sizes, inverse, batch_shape = self._distinct_canvases(X)
+        if self.compact_pairs and len(batch_shape) == 2:
+            return PairedCanvases(canvases, inverse.reshape(batch_shape), sizes)
+        return canvases[inverse].reshape(batch_shape + canvases.shape[1:])
+
+    def transform_with_sizes(self, X):
+        """Canvases as :meth:`transform` makes them, and the size of each image's ink.
+
+        For building :class:`~skseg.PairedCanvases` from single images (enrol
+        each scan once, then index pairs into them) without losing the sizes
+        the verifier's size term needs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_pairs, 2) or (n_images,)
+            As for :meth:`transform`.
+
+        Returns
+        -------
+        canvases : ndarray of shape (n_pairs, 2, H, W) or (n_images, H, W), dtype uint8
+            As :meth:`transform` with ``compact_pairs=False``.
+        sizes : ndarray of shape (n_pairs, 2, 2) or (n_images, 2), float64
+            Height and width, in pixels of the input image, of the ink's bounding
+            box (the box ``crop`` crops to); NaN for an image without ink.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from skseg import PairedCanvases, SignaturePreprocessor
+        >>> scan = np.full((60, 120), 240, dtype=np.uint8)
+        >>> scan[25:35, 10:110] = 40                          # ink 10 x 100 pixels
+        >>> canvases, sizes = SignaturePreprocessor(canvas_size=(32, 64)).transform_with_sizes(
+        ...     [scan, scan[::2, ::2]])                       # the same, half the resolution
+        >>> sizes.tolist()
+        [[10.0, 100.0], [5.0, 50.0]]
+        >>> PairedCanvases(canvases, [[0, 1]], sizes)
+        PairedCanvases(1 pairs of (32, 64) canvases, 2 distinct images, with sizes)
+        """
+        canvases, sizes, inverse, batch_shape = self._distinct_canvases(X)
+        return (canvases[inverse].reshape(batch_shape + canvases.shape[1:]),
+                sizes[inverse].reshape(batch_shape + (2,)))
+
+    def _distinct_canvases(self, X):
+        """Canvases and ink sizes of the distinct items of ``X``, the map from each
+        item to them, and the batch shape."""
         # Stateless: transform may be called without fit, so it validates too.
         self._validate_params()
         settings = self._settings()
@@ -293,15 +357,14 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         )
         blank = [
             f"{labels[k]} ({describe_item(items[k])})"
-            for k, (_, is_blank) in zip(unique, results)
-            if is_blank
+            for k, result in zip(unique, results)
+            if result.is_blank
         ]
         if blank:
             self._report_blank(blank)
-        canvases = np.stack([canvas for canvas, _ in results])
-        if self.compact_pairs and len(batch_shape) == 2:
-            return PairedCanvases(canvases, inverse.reshape(batch_shape))
-        return canvases[inverse].reshape(batch_shape + canvases.shape[1:])
+        canvases = np.stack([result.canvas for result in results])
+        sizes = np.array([result.ink_size for result in results], dtype=np.float64)
+        return canvases, sizes, inverse, batch_shape
 
     def _settings(self):
         size = self.canvas_size
@@ -471,7 +534,7 @@ def _dedupe(items):
 
 
 def _preprocess_item(item, label, settings):
-    """Load and normalise one item: ``(canvas, is_blank)``."""
+    """Load and normalise one item into a :class:`_Canvas`."""
     gray = load_grayscale(item, max_pixels=settings.max_pixels, label=label)
     return _normalize(gray, settings)
 
@@ -525,20 +588,6 @@ def _ink_bounds(blurred, threshold):
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
-def _ink_box_size(gray, blur_radius):
-    """``(height, width)`` in pixels of the box the preprocessor crops a scan to.
-
-    The signature's size in the scan, which fitting it to the canvas discards;
-    None for an image without ink. ``gray`` is a uint8 scan, dark ink on light paper;
-    ``blur_radius`` as the preprocessor's.
-    """
-    blurred, threshold, _ = _blurred_threshold(gray, blur_radius)
-    if threshold is None:
-        return None
-    rows, cols = _ink_bounds(blurred, threshold)
-    return rows.stop - rows.start, cols.stop - cols.start
-
-
 def _flatten(gray):
     """Divide by a smooth estimate of the paper, so uneven lighting becomes white."""
     height, width = gray.shape
@@ -577,7 +626,7 @@ def _ink_levels(gray, threshold, mode):
 
 
 def _normalize(gray, settings):
-    """Grayscale scan (dark ink) to canvas (ink high): ``(canvas, is_blank)``."""
+    """Grayscale scan (dark ink) to a :class:`_Canvas` (ink high)."""
     height, width = settings.canvas_size
     blank = np.zeros((height, width), dtype=np.uint8)
     if not settings.invert:
@@ -586,14 +635,16 @@ def _normalize(gray, settings):
         gray = _flatten(gray)
     blurred, threshold, contrast = _blurred_threshold(gray, settings.blur_radius)
     if threshold is None or contrast < settings.min_ink_contrast:
-        return blank, True
+        return _Canvas(blank, True, _NO_INK)
 
+    bounds = _ink_bounds(blurred, threshold)
+    ink_size = tuple(float(s.stop - s.start) for s in bounds)
     if settings.crop:
-        gray = gray[_ink_bounds(blurred, threshold)]
+        gray = gray[bounds]
     if settings.remove_background:
         levels = _ink_levels(gray, threshold, settings.ink_contrast)
         if not levels.any():
-            return blank, True
+            return _Canvas(blank, True, _NO_INK)
     else:
         levels = 255 - gray
 
@@ -608,4 +659,4 @@ def _normalize(gray, settings):
     canvas[top : top + new_h, left : left + new_w] = np.asarray(resized)
     if not settings.invert:
         canvas = 255 - canvas
-    return canvas, False
+    return _Canvas(canvas, False, ink_size)

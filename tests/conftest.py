@@ -45,7 +45,9 @@ def signature_pairs():
         n_writers=32, n_genuine=6, n_forgeries=6, forgery_strength=2.0, random_state=0
     )
     pairs, y, groups = make_pairs(data, random_state=0)
-    X = SignaturePreprocessor(canvas_size=CANVAS).transform(pairs)
+    # Plain arrays, the input every array-like test needs; tests/test_size_term.py
+    # adds ink sizes where it needs them.
+    X = SignaturePreprocessor(canvas_size=CANVAS, compact_pairs=False).transform(pairs)
     test = np.isin(groups, np.unique(groups)[-8:])
     return {
         "raw_pairs": pairs,

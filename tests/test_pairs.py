@@ -113,7 +113,7 @@ def test_preprocessor_compact_pairs_feed_the_verifier(signature_pairs):
     from .conftest import CANVAS
 
     raw, y = signature_pairs["raw_pairs"][:120], signature_pairs["y"][:120]
-    dense = SignaturePreprocessor(canvas_size=CANVAS).transform(raw)
+    dense = SignaturePreprocessor(canvas_size=CANVAS, compact_pairs=False).transform(raw)
     compact = SignaturePreprocessor(canvas_size=CANVAS, compact_pairs=True).transform(raw)
     assert isinstance(compact, PairedCanvases)
     assert len(compact.images) < 2 * len(raw)  # each distinct scan once

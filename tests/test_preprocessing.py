@@ -318,7 +318,7 @@ def test_each_distinct_item_is_loaded_once(tmp_path, monkeypatch):
     monkeypatch.setattr(preprocessing, "load_grayscale", counting_loader)
     # the same file under three spellings, and the same PIL image object twice
     X = [[a, str(b)], [str(a), image], [b, tmp_path / "." / "a.png"], [image, a]]
-    out = prep().transform(X)
+    out = prep(compact_pairs=False).transform(X)
     assert len(loaded) == 3
     np.testing.assert_array_equal(out[0, 0], out[1, 0])
     np.testing.assert_array_equal(out[1, 1], out[3, 0])
