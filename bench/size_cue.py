@@ -29,37 +29,33 @@ import time
 from pathlib import Path
 
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.model_selection import GroupKFold, GroupShuffleSplit
 
 from skseg import PairedCanvases, SignaturePreprocessor, SiameseVerifier
-from skseg._image import describe_item, load_grayscale
+from skseg._image import describe_item
 from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
 from skseg.metrics import equal_error_rate
-from skseg.preprocessing import _ink_box_size
 
 #: Weights of the size term tried on the fusion writers (0: the verifier alone).
 ALPHAS = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 
 
-def _box(item, label, blur_radius):
-    size = _ink_box_size(load_grayscale(item, label=label), blur_radius)
-    if size is None:
-        raise ValueError(f"{label} ({describe_item(item)}) has no ink: its size is undefined.")
-    return size
+def canvases_and_log_sizes(items, preprocessor=None):
+    """Each image's canvas, and the log-height and log-width of its ink box, in pixels.
 
-
-def log_box_sizes(items, n_jobs=None, preprocessor=None):
-    """``(n_images, 2)`` log-height and log-width of each image's ink box, in pixels.
-
-    The box ``preprocessor`` (default: ``SignaturePreprocessor()``) crops to.
+    The box ``preprocessor`` (default: ``SignaturePreprocessor()``) crops to and
+    records; an image without ink has no size, and is refused by name.
     """
     preprocessor = SignaturePreprocessor() if preprocessor is None else preprocessor
-    sizes = Parallel(n_jobs=n_jobs)(delayed(_box)(item, f"image {i}", preprocessor.blur_radius)
-                                    for i, item in enumerate(items))
-    return np.log(np.asarray(sizes, dtype=np.float64))
+    canvases, sizes = preprocessor.transform_with_sizes(items)
+    blank = np.flatnonzero(np.isnan(sizes).any(axis=1))
+    if len(blank):
+        i = int(blank[0])
+        raise ValueError(f"image {i} ({describe_item(items[i])}) has no ink: its size is "
+                         "undefined.")
+    return canvases, np.log(sizes)
 
 
 def size_distance(log_sizes, pairs, which="both"):
@@ -84,12 +80,11 @@ def _eers(y, kind, score):
     return {name: metrics[name] for name in ("eer_skilled", "eer_random")}
 
 
-def fused_fold(items, writer, genuine, log_sizes, fold=0, n_splits=5, seed=0,
-               verifier_params=None, preprocessor=None):
-    """The verifier alone and fused with the size distance, on one writer fold."""
-    preprocessor = SignaturePreprocessor() if preprocessor is None else preprocessor
-    canvases = preprocessor.transform(items)
-    positions = np.arange(len(items))
+def fused_fold(canvases, writer, genuine, log_sizes, fold=0, n_splits=5, seed=0,
+               verifier_params=None):
+    """The verifier without its own size term, alone and fused with the size distance,
+    on one writer fold."""
+    positions = np.arange(len(canvases))
     train, test = list(GroupKFold(n_splits=n_splits).split(positions, groups=writer))[fold]
     fit_rows, fusion_rows = next(GroupShuffleSplit(n_splits=1, test_size=0.2, random_state=seed)
                                  .split(train, groups=writer[train]))
@@ -104,7 +99,8 @@ def fused_fold(items, writer, genuine, log_sizes, fold=0, n_splits=5, seed=0,
     test_pairs, test_y, _, kind = pairs(test, n_forgeries_per_genuine_pair=_ALL_PAIRS,
                                         random_forgeries=1.0)
     start = time.perf_counter()
-    verifier = SiameseVerifier(random_state=seed, **(verifier_params or {}))
+    # size_weight=0: the verifier's own size term is this fusion, built in.
+    verifier = SiameseVerifier(random_state=seed, **{"size_weight": 0, **(verifier_params or {})})
     verifier.fit(PairedCanvases(canvases, fit_pairs.astype(np.int64)), fit_y)
     seconds = time.perf_counter() - start
 
@@ -148,14 +144,14 @@ def main(argv=None):
     args = parser.parse_args(argv)
     data = load_signatures(args.data, layout=args.layout)
     items, writer, genuine = _items_of(data)
-    log_sizes = log_box_sizes(items)
+    canvases, log_sizes = canvases_and_log_sizes(items)
     out = {"data": str(args.data), "size_alone": size_alone(log_sizes, writer, genuine),
            "folds": []}
     alone = out["size_alone"]
     print(f"size alone, {alone['n_pairs']} pairs: skilled EER "
           + ", ".join(f"{w} {100 * alone[w]:.1f} %" for w in ("height", "width", "both")))
     for fold in args.fold:
-        r = fused_fold(items, writer, genuine, log_sizes, fold=fold, seed=args.seed)
+        r = fused_fold(canvases, writer, genuine, log_sizes, fold=fold, seed=args.seed)
         out["folds"].append(r)
         print(f"fold {fold}: alpha {r['alpha']} "
               f"(chosen on {r['writers']['fusion']} fusion writers); "

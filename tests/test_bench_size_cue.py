@@ -6,7 +6,6 @@ import pytest
 from skseg import SignaturePreprocessor
 from skseg.datasets import make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
-from skseg.preprocessing import _ink_box_size
 
 from .conftest import bench_script
 
@@ -24,12 +23,15 @@ def _scan(height, width, box, top=20, left=30):
     return scan
 
 
-def test_ink_box_size_is_the_crop_box():
-    assert _ink_box_size(_scan(100, 200, (12, 40)), blur_radius=0) == (12, 40)
-    # The blur may widen the box by a pixel on each side, no more.
-    h, w = _ink_box_size(_scan(100, 200, (12, 40)), SignaturePreprocessor().blur_radius)
+def test_log_sizes_are_the_preprocessors_crop_box(size_cue):
+    prep = SignaturePreprocessor(canvas_size=(32, 48), blur_radius=0)
+    canvases, log_sizes = size_cue.canvases_and_log_sizes([_scan(100, 200, (12, 40))], prep)
+    np.testing.assert_array_equal(canvases, prep.transform([_scan(100, 200, (12, 40))]))
+    np.testing.assert_allclose(log_sizes, np.log([[12, 40]]))
+    # The default blur may widen the box by a pixel on each side, no more.
+    _, log_sizes = size_cue.canvases_and_log_sizes([_scan(100, 200, (12, 40))])
+    h, w = np.exp(log_sizes[0])
     assert 12 <= h <= 14 and 40 <= w <= 42
-    assert _ink_box_size(np.full((50, 50), 250, dtype=np.uint8), blur_radius=1.0) is None
 
 
 def test_size_distance_is_the_log_ratio(size_cue):
@@ -52,7 +54,7 @@ def test_size_alone_separates_forgeries_written_larger(size_cue):
                 items.append(_scan(150, 250, box))
                 writer.append(w)
                 genuine.append(is_genuine)
-    log_sizes = size_cue.log_box_sizes(items)
+    _, log_sizes = size_cue.canvases_and_log_sizes(items)
     result = size_cue.size_alone(log_sizes, np.array(writer), np.array(genuine))
     # Per writer: 6 genuine-genuine and 16 genuine-forgery pairs.
     assert result["n_pairs"] == 3 * (6 + 16)
@@ -62,16 +64,16 @@ def test_size_alone_separates_forgeries_written_larger(size_cue):
 def test_an_image_without_ink_is_named(size_cue):
     items = [_scan(60, 80, (10, 20)), np.full((60, 80), 250, dtype=np.uint8)]
     with pytest.raises(ValueError, match="image 1 .*has no ink"):
-        size_cue.log_box_sizes(items)
+        size_cue.canvases_and_log_sizes(items, SignaturePreprocessor(on_blank="ignore"))
 
 
 def test_fused_fold_chooses_alpha_on_the_fusion_writers(size_cue):
     data = make_synthetic_signatures(n_writers=10, n_genuine=4, n_forgeries=4, random_state=0)
     items, writer, genuine = _items_of(data)
-    log_sizes = size_cue.log_box_sizes(items)
-    out = size_cue.fused_fold(items, writer, genuine, log_sizes, fold=1,
-                              verifier_params={"max_epochs": 1, "batch_size": 16},
-                              preprocessor=SignaturePreprocessor(canvas_size=(32, 48)))
+    canvases, log_sizes = size_cue.canvases_and_log_sizes(
+        items, SignaturePreprocessor(canvas_size=(32, 48)))
+    out = size_cue.fused_fold(canvases, writer, genuine, log_sizes, fold=1,
+                              verifier_params={"max_epochs": 1, "batch_size": 16})
     assert out["writers"] == {"fit": 6, "fusion": 2, "test": 2}
     assert out["alpha"] in size_cue.ALPHAS
     # The weight is the one with the lowest EER on the fusion writers, never the test writers'.
