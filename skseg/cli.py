@@ -59,7 +59,7 @@ def _verifier(args, **overrides):
     from .verifier import SiameseVerifier
 
     params = {"random_state": args.seed, "device": args.device}
-    for name in ("backbone", "loss", "margin", "max_epochs"):
+    for name in ("backbone", "loss", "margin", "size_weight", "max_epochs"):
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
@@ -102,8 +102,8 @@ def cmd_demo(args):
     model.fit(pairs[~test], y[~test])
     clf = model.named_steps["clf"]
     print(f"Trained in {time.perf_counter() - start:.0f} s on {clf.device_}; "
-          f"threshold (distance) {clf.threshold_:.4f}, chosen by {clf.threshold_strategy!r} "
-          "on held-out training writers.")
+          f"threshold (distance) {clf.threshold_:.4f} and size weight {clf.size_weight_}, "
+          f"chosen by {clf.threshold_strategy!r} on held-out training writers.")
     decision = model.decision_function(pairs[test])
     _print_rates("Held-out writers", y[test], decision)
     out = Path(args.output_dir)
@@ -204,6 +204,16 @@ def cmd_benchmark(args):
         print(f"Wrote {path}")
 
 
+def _size_weight(text):
+    """``--size-weight``: "auto" or a number (the verifier checks its range)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a number, got {text!r}") from None
+
+
 def _add_training_options(parser, epochs_default=None):
     parser.add_argument("--backbone", choices=["compact", "signet"], default=None,
                         help="embedding network (default: the verifier's default, compact)")
@@ -211,6 +221,10 @@ def _add_training_options(parser, epochs_default=None):
     parser.add_argument("--margin", type=float, default=None,
                         help="margin of the contrastive or triplet loss (default: the "
                         "verifier's default, 0.5)")
+    parser.add_argument("--size-weight", type=_size_weight, default=None,
+                        help="weight of the size ratio of a pair's two signatures: auto "
+                        "(chosen on validation writers, the default) or a number >= 0; 0 "
+                        "where references and questioned scans differ in resolution")
     parser.add_argument("--epochs", dest="max_epochs", type=int, default=epochs_default,
                         help="training epochs (default: the verifier's default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")

@@ -86,6 +86,24 @@ def test_margin_reaches_the_verifier(signature_folder, tmp_path, capsys):
     assert not (tmp_path / "bad.safetensors").exists()
 
 
+def test_size_weight_reaches_the_verifier(signature_folder, tmp_path, capsys):
+    from skseg.io import load
+
+    path = tmp_path / "model.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1",
+                 "--size-weight", "0.25"]) == 0
+    model = load(path)
+    assert model.get_params()["clf__size_weight"] == 0.25 and model[-1].size_weight_ == 0.25
+    capsys.readouterr()
+    assert main(["fit", str(signature_folder), "-o", str(tmp_path / "bad.safetensors"),
+                 "--epochs", "1", "--size-weight", "-1"]) == 1
+    assert "'size_weight' parameter" in capsys.readouterr().err
+    assert not (tmp_path / "bad.safetensors").exists()
+    with pytest.raises(SystemExit):
+        main(["fit", str(signature_folder), "-o", str(path), "--size-weight", "big"])
+    assert "expected 'auto' or a number, got 'big'" in capsys.readouterr().err
+
+
 def test_benchmark_writes_json_and_plots(signature_folder, tmp_path, capsys):
     pytest.importorskip("matplotlib")
     out = tmp_path / "bench.json"
