@@ -650,6 +650,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
     def decision_function(self, X):
         """Signed confidence that each pair is genuine: ``threshold_ - distance``.
 
+        The distance includes the size term (``size_weight_`` times the pair's
+        log size ratio) when the verifier has one.
+
         Parameters
         ----------
         X : array-like of shape (n_pairs, 2, H, W) or PairedCanvases
