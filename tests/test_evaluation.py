@@ -7,6 +7,7 @@ from sklearn.utils import Bunch
 from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_synthetic_signatures
 from skseg.evaluation import cross_validate_writers
+from skseg.verifier import SIZE_WEIGHTS
 
 PREP = SignaturePreprocessor(canvas_size=(32, 48))
 
@@ -15,9 +16,11 @@ class RecordingVerifier(SiameseVerifier):
     """Records the training pairs of each fit (positions in the shared bank)."""
 
     fits = []
+    sizes = []
 
     def fit(self, X, y):
         RecordingVerifier.fits.append((X.images, X.index.copy(), np.asarray(y)))
+        RecordingVerifier.sizes.append(X.sizes)
         return super().fit(X, y)
 
 
@@ -25,7 +28,7 @@ def test_extra_training_joins_every_fold_and_is_never_tested():
     data = make_synthetic_signatures(n_writers=6, n_genuine=3, n_forgeries=3, random_state=0)
     extra = make_synthetic_signatures(n_writers=3, n_genuine=3, n_forgeries=3, random_state=1)
     n_main, n_extra = len(data.images), len(extra.images)
-    RecordingVerifier.fits = []
+    RecordingVerifier.fits, RecordingVerifier.sizes = [], []
     plain = cross_validate_writers(data, SiameseVerifier(max_epochs=1, random_state=0),
                                    preprocessor=PREP, n_splits=3, progress=False)
     result = cross_validate_writers(data, RecordingVerifier(max_epochs=1, random_state=0),
@@ -53,6 +56,13 @@ def test_extra_training_joins_every_fold_and_is_never_tested():
         "n_writers": 3, "n_images": n_extra, "n_pairs": len(extra_pairs)}
     assert result["settings"]["n_images"] == n_main
     assert plain["settings"]["extra_training"] is None
+    # Every image's ink size reaches the verifier, the extra corpus's included,
+    # and each fold reports the size weight its verifier chose.
+    expected = np.concatenate([PREP.transform_with_sizes(data.images)[1],
+                               PREP.transform_with_sizes(extra.images)[1]])
+    for sizes in RecordingVerifier.sizes:
+        np.testing.assert_array_equal(sizes, expected)
+    assert all(fold["size_weight"] in SIZE_WEIGHTS for fold in result["folds"])
 
 
 def test_extra_training_sharing_a_file_is_refused_before_loading():
