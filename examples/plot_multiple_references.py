@@ -31,7 +31,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.metrics import RocCurveDisplay
 
-from skseg import SiameseVerifier, SignaturePreprocessor
+from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_pairs, make_synthetic_signatures
 from skseg.metrics import equal_error_rate
 
@@ -39,13 +39,15 @@ data = make_synthetic_signatures(
     n_writers=24, n_genuine=12, n_forgeries=8, forgery_strength=2.5, random_state=0
 )
 prep = SignaturePreprocessor(canvas_size=(64, 96))
-canvases = prep.transform(data.images)  # (n_images, H, W): one canvas per image
+# One canvas per image, and the size of its ink, which the canvas no longer
+# shows and the verifier weighs (``size_weight``).
+canvases, sizes = prep.transform_with_sizes(data.images)
 
 writer = data.writer.astype(int)
 pairs, y, groups = make_pairs(data, random_state=0)
 train = groups.astype(int) < 16  # writers 0-15 train, 16-23 are new writers
 clf = SiameseVerifier(max_epochs=10, module__backbone_kwargs={"width": 16}, random_state=0)
-clf.fit(prep.transform(pairs[train]), y[train])
+clf.fit(prep.transform(pairs[train]), y[train])  # pairs of paths -> PairedCanvases
 
 # %%
 # Enrol the new writers
@@ -53,7 +55,8 @@ clf.fit(prep.transform(pairs[train]), y[train])
 # For each new writer, the first ``n_references`` genuine signatures are the
 # references; the other genuine signatures and all forgeries are questioned.
 # Every (reference, questioned) pair is scored with
-# :meth:`~skseg.SiameseVerifier.decision_function`.
+# :meth:`~skseg.SiameseVerifier.decision_function`, as index pairs into the
+# enrolled canvases and their sizes (:class:`~skseg.PairedCanvases`).
 n_references = 4
 references, questioned, labels = [], [], []
 for w in range(16, 24):
@@ -65,7 +68,7 @@ for w in range(16, 24):
 
 decisions = []  # per questioned signature: its decisions against each reference
 for refs, quest in zip(references, questioned):
-    grid = np.array([[canvases[r], canvases[q]] for q in quest for r in refs])
+    grid = PairedCanvases(canvases, [[r, q] for q in quest for r in refs], sizes)
     decisions.append(clf.decision_function(grid).reshape(len(quest), len(refs)))
 decisions = np.concatenate(decisions)
 y_quest = np.concatenate(labels).astype(int)
@@ -78,13 +81,17 @@ print(decisions.shape, "decisions:", y_quest.sum(), "genuine and",
 # The verifier compares L2-normalised embeddings with the euclidean distance
 # (the defaults ``normalize=True``, ``distance="euclidean"``), so the template
 # is renormalised and the decision is ``threshold_`` minus the distance to it.
+# The size term compares the questioned size with the references' mean
+# log-size, weighted as the verifier weighs it (``size_weight_``).
 embeddings = clf.embed(canvases)
+log_sizes = np.log(sizes)
 template_decision = []
 for refs, quest in zip(references, questioned):
     template = embeddings[refs].mean(axis=0)
     template /= np.linalg.norm(template)
     distance = np.linalg.norm(embeddings[quest] - template, axis=1)
-    template_decision.append(clf.threshold_ - distance)
+    size_ratio = np.abs(log_sizes[quest] - log_sizes[refs].mean(axis=0)).sum(axis=1)
+    template_decision.append(clf.threshold_ - distance - clf.size_weight_ * size_ratio)
 template_decision = np.concatenate(template_decision)
 
 # %%
