@@ -128,8 +128,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         pairs without them (a plain array) get no size term with ``"auto"``.
         Both images of a pair must be scanned at the same resolution; set 0
         where references and questioned signatures come from different scanners
-        or resolutions. On 5 writer folds it lowered the skilled-forgery EER
-        (see the performance page of the docs).
+        or resolutions. Over 5 writer folds it lowered the mean skilled-forgery
+        EER from 20.0 to 18.3 % on CEDAR and from 16.2 to 14.3 % on Dutch
+        SigComp 2011 (see the performance page of the docs).
     threshold : "auto" or float, default="auto"
         ``"auto"``: chosen after training on held-out pairs with
         ``threshold_strategy``. A number: a fixed distance threshold (pairs
