@@ -303,7 +303,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         canvases, sizes, inverse, batch_shape = self._distinct_canvases(X)
         if self.compact_pairs and len(batch_shape) == 2:
             return PairedCanvases(canvases, inverse.reshape(batch_shape), sizes)
-        return canvases[inverse].reshape(batch_shape + canvases.shape[1:])
+        return _per_item(canvases, inverse, batch_shape)
 
     def transform_with_sizes(self, X):
         """Canvases as :meth:`transform` makes them, and the size of each image's ink.
@@ -339,8 +339,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         PairedCanvases(1 pairs of (32, 64) canvases, 2 distinct images, with sizes)
         """
         canvases, sizes, inverse, batch_shape = self._distinct_canvases(X)
-        return (canvases[inverse].reshape(batch_shape + canvases.shape[1:]),
-                sizes[inverse].reshape(batch_shape + (2,)))
+        return _per_item(canvases, inverse, batch_shape), _per_item(sizes, inverse, batch_shape)
 
     def _distinct_canvases(self, X):
         """Canvases and ink sizes of the distinct items of ``X``, the map from each
@@ -531,6 +530,11 @@ def _dedupe(items):
             unique.append(k)
         inverse[k] = position[key]
     return unique, inverse
+
+
+def _per_item(distinct, inverse, batch_shape):
+    """Values of the distinct items laid out per item of ``X``: ``batch_shape + (...)``."""
+    return distinct[inverse].reshape(batch_shape + distinct.shape[1:])
 
 
 def _preprocess_item(item, label, settings):
