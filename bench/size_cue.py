@@ -37,9 +37,11 @@ from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
 from skseg.metrics import equal_error_rate
+from skseg.verifier import SIZE_WEIGHTS
 
-#: Weights of the size term tried on the fusion writers (0: the verifier alone).
-ALPHAS = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+#: Weights of the size term tried on the fusion writers (0: the verifier alone): the
+#: grid the verifier's own ``size_weight="auto"`` searches, so both measure one thing.
+ALPHAS = SIZE_WEIGHTS
 
 
 def canvases_and_log_sizes(items, preprocessor=None):
