@@ -15,7 +15,7 @@ crosses a process boundary (joblib workers do not keep ``__cause__``).
 import os
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 __all__ = ["ImageLoadError", "ImageTooLargeError", "describe_item", "load_grayscale"]
 
@@ -29,6 +29,8 @@ _ACCEPTED_ITEMS = (
 )
 # Modes whose pixels carry an alpha channel; "transparency" in img.info covers the rest.
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+# EXIF orientations that exif_transpose turns by 90 degrees (rows become columns).
+_AXES_SWAPPED = {5, 6, 7, 8}
 
 
 class ImageLoadError(ValueError):
@@ -74,7 +76,7 @@ def _where(item, label):
     return f"{label} ({description})" if label else description
 
 
-def load_grayscale(item, *, max_pixels=DEFAULT_MAX_PIXELS, label=None):
+def load_grayscale(item, *, max_pixels=DEFAULT_MAX_PIXELS, label=None, with_resolution=False):
     """Load one item into a 2-D ``uint8`` grayscale array (light paper, dark ink).
 
     Colour is reduced to luma (ITU-R 601-2, as PIL's ``convert("L")``), transparency
@@ -98,11 +100,18 @@ def load_grayscale(item, *, max_pixels=DEFAULT_MAX_PIXELS, label=None):
     label : str, optional
         Where the item comes from, e.g. ``"pair 3, second image"``; it starts every
         error message.
+    with_resolution : bool, default=False
+        Also return the scan resolution the file or PIL image records (Pillow's
+        ``info["dpi"]``, read from PNG, JPEG, TIFF and BMP headers).
 
     Returns
     -------
     gray : ndarray of shape (H, W), dtype uint8
         A new array that the caller may modify.
+    resolution : tuple of (float, float) or None
+        Only with ``with_resolution``: pixels per inch down the rows and along the
+        columns of ``gray`` (EXIF orientation applied, so a quarter turn swaps them);
+        None for arrays and for images that record no positive resolution.
 
     Raises
     ------
@@ -132,12 +141,33 @@ def load_grayscale(item, *, max_pixels=DEFAULT_MAX_PIXELS, label=None):
     ValueError: image 7 (array of shape (2, 2, 5), dtype float64): expected ...
     """
     if isinstance(item, (str, os.PathLike)):
-        return _load_path(item, max_pixels, label)
-    if isinstance(item, Image.Image):
-        return _decode(item, item, max_pixels, label)
-    if isinstance(item, np.ndarray):
-        return _load_array(item, max_pixels, label)
-    raise TypeError(f"{_where(item, label)}: unsupported item; expected {_ACCEPTED_ITEMS}.")
+        gray, resolution = _load_path(item, max_pixels, label, with_resolution)
+    elif isinstance(item, Image.Image):
+        gray = _decode(item, item, max_pixels, label)
+        resolution = _resolution(item) if with_resolution else None
+    elif isinstance(item, np.ndarray):
+        gray, resolution = _load_array(item, max_pixels, label), None
+    else:
+        raise TypeError(f"{_where(item, label)}: unsupported item; expected {_ACCEPTED_ITEMS}.")
+    return (gray, resolution) if with_resolution else gray
+
+
+def _resolution(img):
+    """``(rows, columns)`` pixels per inch that ``img`` records, after EXIF orientation;
+    None when it records none, or nothing usable (zero, negative, not numbers)."""
+    try:
+        horizontal, vertical = (float(v) for v in img.info["dpi"])
+    except (KeyError, TypeError, ValueError, ZeroDivisionError):
+        return None
+    if not (np.isfinite([horizontal, vertical]).all() and horizontal > 0 and vertical > 0):
+        return None
+    try:
+        orientation = img.getexif().get(ExifTags.Base.Orientation)
+    except Exception:  # unreadable EXIF: exif_transpose does not turn the image either
+        orientation = None
+    if orientation in _AXES_SWAPPED:
+        return horizontal, vertical
+    return vertical, horizontal
 
 
 def _check_size(width, height, max_pixels, where):
@@ -151,7 +181,7 @@ def _check_size(width, height, max_pixels, where):
         )
 
 
-def _load_path(path, max_pixels, label):
+def _load_path(path, max_pixels, label, with_resolution=False):
     where = _where(path, label)
     filename = os.fspath(path)
     if not isinstance(filename, str):
@@ -182,7 +212,8 @@ def _load_path(path, max_pixels, label):
             f"{where}: cannot open the file ({type(err).__name__}: {err})."
         ) from err
     with img:
-        return _decode(img, path, max_pixels, label)
+        return (_decode(img, path, max_pixels, label),
+                _resolution(img) if with_resolution else None)
 
 
 def _decode(img, item, max_pixels, label):

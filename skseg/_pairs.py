@@ -31,9 +31,10 @@ class PairedCanvases:
     index : ndarray of shape (n_pairs, 2), int
         Positions in ``images`` of each pair's reference and questioned image.
     sizes : ndarray of shape (n_images, 2), default=None
-        Height and width, in pixels of the scan, of each image's ink before it
-        was fitted to the canvas (NaN where unknown, e.g. a blank image), as
-        :class:`~skseg.SignaturePreprocessor` records them. The canvas alone
+        Height and width of each image's ink before it was fitted to the
+        canvas, in pixels of the scan or in inches, one unit for all (NaN where
+        unknown, e.g. a blank image), as :class:`~skseg.SignaturePreprocessor`
+        records them (``ink_size_unit``). The canvas alone
         does not show how large a signature was written;
         :class:`~skseg.SiameseVerifier` uses the ratio of the two sizes of a
         pair (``size_weight``). None: not known.

@@ -131,7 +131,7 @@ def cmd_fit(args):
         pairs.append(corpus_pairs)
         y.append(corpus_y)
     pairs, y = np.concatenate(pairs), np.concatenate(y)
-    model = Pipeline([("prep", SignaturePreprocessor(n_jobs=-1)),
+    model = Pipeline([("prep", SignaturePreprocessor(n_jobs=-1, ink_size_unit=args.ink_size_unit)),
                       ("clf", _verifier(args, verbose=2))])
     model.fit(pairs, y)
     _save_model(model, args.output)
@@ -224,7 +224,8 @@ def _add_training_options(parser, epochs_default=None):
     parser.add_argument("--size-weight", type=_size_weight, default=None,
                         help="weight of the size ratio of a pair's two signatures: auto "
                         "(chosen on validation writers, the default) or a number >= 0; 0 "
-                        "where references and questioned scans differ in resolution")
+                        "where references and questioned scans differ in resolution and "
+                        "their files do not record it")
     parser.add_argument("--epochs", dest="max_epochs", type=int, default=epochs_default,
                         help="training epochs (default: the verifier's default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
@@ -262,6 +263,10 @@ def build_parser():
     p.add_argument("--layout", default="auto")
     p.add_argument("--random-forgeries", type=float, default=0.0,
                    help="random-forgery pairs per genuine pair (default: 0)")
+    p.add_argument("--ink-size-unit", choices=["pixels", "inches"], default="pixels",
+                   help="measure each signature's size in inches, from the dpi its file "
+                   "records, so that scans of different resolutions compare (default: pixels; "
+                   "saved with the model)")
     _add_training_options(p)
     p.set_defaults(func=cmd_fit)
 

@@ -69,6 +69,7 @@ class _Settings(NamedTuple):
     crop: bool
     invert: bool
     max_pixels: int
+    ink_size_unit: str
 
 
 # auto_wrap_output_keys=None: canvases are not a feature table, so no set_output.
@@ -170,6 +171,16 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         grows with the distinct images, not the pairs. ``False``: a plain
         ``(n_pairs, 2, H, W)`` array, without the sizes. Single images are
         always an array (:meth:`transform_with_sizes` gives their sizes).
+    ink_size_unit : {"pixels", "inches"}, default="pixels"
+        Unit of the ink sizes. ``"pixels"``: pixels of the input image, so two
+        sizes compare only between scans of one resolution. ``"inches"``: each
+        size divided by the resolution its file records (Pillow's
+        ``info["dpi"]``: PNG, JPEG, TIFF and BMP headers), so that references
+        and questioned signatures scanned at different resolutions compare;
+        every item must then be a file or PIL image that records one, else a
+        ``ValueError`` names the item. Trust it only where the scanners write
+        their true resolution (some software writes 72 or 96 dpi whatever the
+        scan).
 
     See Also
     --------
@@ -235,6 +246,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         "max_pixels": [Interval(Integral, 1, None, closed="left"), None],
         "n_jobs": [Integral, None],
         "compact_pairs": ["boolean"],
+        "ink_size_unit": [StrOptions({"pixels", "inches"})],
     }
 
     def __init__(
@@ -252,6 +264,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         max_pixels=DEFAULT_MAX_PIXELS,
         n_jobs=None,
         compact_pairs=True,
+        ink_size_unit="pixels",
     ):
         self.canvas_size = canvas_size
         self.remove_background = remove_background
@@ -265,6 +278,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         self.max_pixels = max_pixels
         self.n_jobs = n_jobs
         self.compact_pairs = compact_pairs
+        self.ink_size_unit = ink_size_unit
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y=None):
@@ -322,8 +336,9 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         canvases : ndarray of shape (n_pairs, 2, H, W) or (n_images, H, W), dtype uint8
             As :meth:`transform` with ``compact_pairs=False``.
         sizes : ndarray of shape (n_pairs, 2, 2) or (n_images, 2), float64
-            Height and width, in pixels of the input image, of the ink's bounding
-            box (the box ``crop`` crops to); NaN for an image without ink.
+            Height and width of the ink's bounding box (the box ``crop`` crops
+            to), in pixels of the input image or, with ``ink_size_unit="inches"``,
+            in inches; NaN for an image without ink.
 
         Examples
         --------
@@ -387,6 +402,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             crop=bool(self.crop),
             invert=bool(self.invert),
             max_pixels=self.max_pixels,
+            ink_size_unit=self.ink_size_unit,
         )
 
     def _report_blank(self, labels):
@@ -538,9 +554,21 @@ def _per_item(distinct, inverse, batch_shape):
 
 
 def _preprocess_item(item, label, settings):
-    """Load and normalise one item into a :class:`_Canvas`."""
-    gray = load_grayscale(item, max_pixels=settings.max_pixels, label=label)
-    return _normalize(gray, settings)
+    """Load and normalise one item into a :class:`_Canvas`, its ink size in the unit asked."""
+    if settings.ink_size_unit == "pixels":
+        gray = load_grayscale(item, max_pixels=settings.max_pixels, label=label)
+        return _normalize(gray, settings)
+    gray, resolution = load_grayscale(item, max_pixels=settings.max_pixels, label=label,
+                                      with_resolution=True)
+    if resolution is None:
+        raise ValueError(
+            f"{label} ({describe_item(item)}): ink_size_unit='inches' needs the resolution "
+            "the scan was made at, and this item records none (arrays never do; files do "
+            "when their header holds a dpi). Use files that record it, or "
+            "ink_size_unit='pixels' if both images of every pair share one resolution."
+        )
+    result = _normalize(gray, settings)
+    return result._replace(ink_size=tuple(np.divide(result.ink_size, resolution).tolist()))
 
 
 def _otsu_threshold(gray):

@@ -126,9 +126,11 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         chosen (0 if none helps). The sizes come with the pairs from
         :class:`~skseg.SignaturePreprocessor` (a :class:`~skseg.PairedCanvases`);
         pairs without them (a plain array) get no size term with ``"auto"``.
-        Both images of a pair must be scanned at the same resolution; set 0
-        where references and questioned signatures come from different scanners
-        or resolutions. Over 5 writer folds it lowered the mean skilled-forgery
+        Both images of a pair must be scanned at the same resolution, or the
+        preprocessor must measure sizes in inches from the resolution each file
+        records (``SignaturePreprocessor(ink_size_unit="inches")``); otherwise
+        set 0 where references and questioned signatures come from different
+        scanners or resolutions. Over 5 writer folds it lowered the mean skilled-forgery
         EER from 20.0 to 18.3 % on CEDAR and from 16.2 to 14.3 % on Dutch
         SigComp 2011 (see the performance page of the docs).
     threshold : "auto" or float, default="auto"

@@ -25,8 +25,9 @@ def test_top_level_help_lists_the_commands():
     assert all(command in help_text for command in COMMANDS)
 
 
-def _write_folder(root, random_state):
-    """A generic <writer>/genuine|forged/ folder of 4 synthetic writers."""
+def _write_folder(root, random_state, dpi=None):
+    """A generic <writer>/genuine|forged/ folder of 4 synthetic writers (PNGs recording
+    ``dpi`` if given)."""
     data = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=3,
                                      random_state=random_state)
     counts = {}
@@ -34,7 +35,7 @@ def _write_folder(root, random_state):
         folder = root / f"w{writer}" / ("genuine" if genuine else "forged")
         folder.mkdir(parents=True, exist_ok=True)
         n = counts[folder] = counts.get(folder, 0) + 1
-        Image.fromarray(image).save(folder / f"{n}.png")
+        Image.fromarray(image).save(folder / f"{n}.png", **({"dpi": dpi} if dpi else {}))
     return root
 
 
@@ -102,6 +103,23 @@ def test_size_weight_reaches_the_verifier(signature_folder, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["fit", str(signature_folder), "-o", str(path), "--size-weight", "big"])
     assert "expected 'auto' or a number, got 'big'" in capsys.readouterr().err
+
+
+def test_ink_size_unit_is_saved_and_needs_recorded_resolutions(signature_folder, tmp_path,
+                                                                capsys):
+    from skseg.io import load
+
+    folder = _write_folder(tmp_path / "dpi", random_state=0, dpi=(300, 300))
+    path = tmp_path / "inches.safetensors"
+    assert main(["fit", str(folder), "-o", str(path), "--epochs", "1",
+                 "--ink-size-unit", "inches"]) == 0
+    assert load(path)[0].ink_size_unit == "inches"
+    capsys.readouterr()
+    # The fixture's PNGs record no resolution: refused, naming a file.
+    assert main(["fit", str(signature_folder), "-o", str(tmp_path / "bad.safetensors"),
+                 "--epochs", "1", "--ink-size-unit", "inches"]) == 1
+    assert "records none" in capsys.readouterr().err
+    assert not (tmp_path / "bad.safetensors").exists()
 
 
 def test_benchmark_writes_json_and_plots(signature_folder, tmp_path, capsys):

@@ -122,6 +122,36 @@ def test_exif_orientation_is_applied(tmp_path):
     np.testing.assert_array_equal(load_grayscale(tmp_path / "rotated.png"), np.rot90(gray, k=-1))
 
 
+@pytest.mark.parametrize("fmt", ["png", "jpg", "tif", "bmp"])
+def test_resolution_is_read_from_the_file_as_rows_then_columns(tmp_path, fmt):
+    path = tmp_path / f"scan.{fmt}"
+    Image.fromarray(_asymmetric()).save(path, dpi=(300, 150))  # Pillow: (horizontal, vertical)
+    gray, resolution = load_grayscale(path, with_resolution=True)
+    assert gray.shape == (20, 30)
+    assert resolution == pytest.approx((150, 300), rel=1e-3)
+    with Image.open(path) as img:
+        assert load_grayscale(img, with_resolution=True)[1] == pytest.approx((150, 300), rel=1e-3)
+
+
+def test_a_quarter_turn_swaps_the_resolution(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.fromarray(_asymmetric()).save(tmp_path / "turned.png", exif=exif, dpi=(300, 150))
+    gray, resolution = load_grayscale(tmp_path / "turned.png", with_resolution=True)
+    assert gray.shape == (30, 20)  # now 30 rows, which were the 300 dpi columns
+    assert resolution == pytest.approx((300, 150), rel=1e-3)
+
+
+def test_no_resolution_without_one_recorded(tmp_path):
+    Image.fromarray(_asymmetric()).save(tmp_path / "plain.png")
+    assert load_grayscale(tmp_path / "plain.png", with_resolution=True)[1] is None
+    assert load_grayscale(_asymmetric(), with_resolution=True)[1] is None
+    img = Image.fromarray(_asymmetric())
+    img.info["dpi"] = (0, 0)  # recorded, but useless
+    assert load_grayscale(img, with_resolution=True)[1] is None
+    assert isinstance(load_grayscale(tmp_path / "plain.png"), np.ndarray)  # default: array only
+
+
 @pytest.mark.parametrize(
     "array",
     [

@@ -42,6 +42,52 @@ def test_pairs_carry_the_sizes_unless_compact_pairs_is_off():
     assert isinstance(dense, np.ndarray) and dense.shape == (1, 2, 32, 64)
 
 
+def _save(scan, path, dpi=None):
+    from PIL import Image
+
+    Image.fromarray(scan).save(path, **({} if dpi is None else {"dpi": dpi}))
+    return str(path)
+
+
+def test_sizes_in_inches_compare_scans_of_different_resolutions(tmp_path):
+    fine = _save(_scan(), tmp_path / "fine.png", dpi=(200, 200))
+    coarse = _save(_scan()[::2, ::2], tmp_path / "coarse.png", dpi=(100, 100))
+    stretched = _save(_scan()[::2], tmp_path / "stretched.png", dpi=(200, 100))  # rows halved
+    prep = SignaturePreprocessor(canvas_size=(32, 64), blur_radius=0)
+    in_pixels = prep.transform([[fine, coarse]])
+    np.testing.assert_allclose(size_distances(in_pixels), [2 * np.log(2)])  # looks 2x smaller
+    in_inches = prep.set_params(ink_size_unit="inches").transform(
+        [[fine, coarse], [fine, stretched]])
+    np.testing.assert_allclose(in_inches.sizes[in_inches.index[0]], [[0.05, 0.5]] * 2, rtol=1e-4)
+    np.testing.assert_allclose(size_distances(in_inches), [0, 0], atol=1e-6)
+    _, sizes = prep.transform_with_sizes([fine, stretched])
+    np.testing.assert_allclose(sizes, [[0.05, 0.5]] * 2, rtol=1e-4)  # PNG: dots per metre
+
+
+def test_inches_need_every_item_to_record_its_resolution(tmp_path):
+    fine = _save(_scan(), tmp_path / "fine.png", dpi=(200, 200))
+    plain = _save(_scan(), tmp_path / "plain.png")
+    prep = SignaturePreprocessor(canvas_size=(32, 64), ink_size_unit="inches")
+    with pytest.raises(ValueError, match=r"pair 1, second image \(path '.*plain.png'\): "
+                                         r"ink_size_unit='inches' needs the resolution"):
+        prep.transform([[fine, fine], [fine, plain]])
+    with pytest.raises(ValueError, match=r"image 1 \(array of shape \(60, 120\).*records none"):
+        prep.transform_with_sizes([fine, _scan()])
+    with pytest.raises(ValueError, match="ink_size_unit"):
+        SignaturePreprocessor(ink_size_unit="mm").fit([fine])
+
+
+def test_the_pipeline_saves_the_unit(tmp_path, sized_pairs):
+    from sklearn.pipeline import make_pipeline
+
+    (X, y), _ = sized_pairs
+    pipe = make_pipeline(SignaturePreprocessor(canvas_size=CANVAS, ink_size_unit="inches"),
+                         SiameseVerifier(max_epochs=1, random_state=0))
+    pipe[-1].fit(X, y)
+    skseg.save(pipe, tmp_path / "p.safetensors")
+    assert skseg.load(tmp_path / "p.safetensors")[0].ink_size_unit == "inches"
+
+
 def test_size_distance_is_a_log_ratio_free_of_the_resolution():
     images = np.zeros((4, 4, 4), dtype=np.uint8)
     sizes = [[10, 100], [20, 100], [5, 50], [np.nan, np.nan]]
