@@ -15,6 +15,13 @@ the default verifier changed in one respect:
   each) added to training through ``extra_training``.
 - ``mirrored-writers``: the fold's training writers mirrored left to right,
   added to training as new writers (a mirrored writer is a different "hand").
+- ``writer-pieces``: each writer's images (with its forgeries) cut, anew each
+  epoch, into random pieces of at most ``--piece-size`` images, shuffled
+  together, so that a batch of 128 holds pieces of up to 8 writers (CEDAR: 2
+  or 3 whole writers otherwise) and its random forgeries come from more
+  hands. Labelled pairs split between two batches sit out that epoch; the
+  pairs implied within each batch stand in for them, so an epoch costs the
+  same.
 
 The EER needs no threshold, so every figure is threshold-free except FAR/FRR,
 which are not reported here. One fold moves by several points between seeds:
@@ -23,6 +30,7 @@ folds with ``skseg benchmark``.
 
     python bench/ablations.py ../shared/data/cedar --setting defaults --seeds 0 1 2
     python bench/ablations.py ../shared/data/cedar --setting swa
+    python bench/ablations.py ../shared/data/cedar --setting writer-pieces --fold 1
 """
 
 import argparse
@@ -43,8 +51,10 @@ from skseg._image import load_grayscale
 from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _fold_metrics, cross_validate_writers
+from skseg.nn import SiameseNet
+from skseg.nn.batching import PairBatches
 
-SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers")
+SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces")
 
 
 class WeightAveraging(Callback):
@@ -85,6 +95,82 @@ class WeightAveraging(Callback):
             m.momentum = momentum
 
 
+class WriterPieces(PairBatches):
+    """Training batches packed from writers' pieces of at most ``piece_size`` images,
+    shuffled together (two pieces of one writer may still meet in a batch)."""
+
+    def __init__(self, dataset, batch_size, piece_size, **kwargs):
+        super().__init__(dataset, batch_size, **kwargs)
+        self.piece_size = piece_size
+
+    def plan_epoch(self):
+        rng = self.rng if self.shuffle else np.random.default_rng(0)
+        pieces = []
+        order = rng.permutation(len(self._clusters)) if self.shuffle else range(len(self._clusters))
+        for c in order:
+            members = rng.permutation(self._clusters[c]) if self.shuffle else self._clusters[c]
+            pieces += np.array_split(members, int(np.ceil(len(members) / self.piece_size)))
+        if self.shuffle:
+            pieces = [pieces[i] for i in rng.permutation(len(pieces))]
+        batches, current, size = [], [], 0
+        for piece in pieces:
+            if size + len(piece) > self.batch_size and current:
+                batches.append(np.concatenate(current))
+                current, size = [], 0
+            current.append(piece)
+            size += len(piece)
+        if current:
+            batches.append(np.concatenate(current))
+        batch_of = np.full(len(self.dataset.images), -1)
+        for i, images in enumerate(batches):
+            batch_of[images] = i
+        pairs, target = self.dataset.pairs, self.dataset.target
+        a, b = batch_of[pairs[:, 0]], batch_of[pairs[:, 1]]
+        inside = np.flatnonzero(a == b)
+        by_batch = np.split(inside[np.argsort(a[inside], kind="stable")],
+                            np.cumsum(np.bincount(a[inside], minlength=len(batches)))[:-1])
+        plan = []
+        for images, ids in zip(batches, by_batch):
+            extra, extra_target = self._extra_pairs(images, pairs[ids], target[ids], rng)
+            if len(ids) or len(extra):
+                plan.append((images, np.concatenate([pairs[ids], extra]),
+                             np.concatenate([target[ids], extra_target])))
+        # Pairs between two writers' clusters (none from make_pairs) still train; pairs
+        # between two pieces of one writer sit out this epoch.
+        same_writer = self._cluster_of[pairs[:, 0]] == self._cluster_of[pairs[:, 1]]
+        for images, ids in self._pack_pairs(np.flatnonzero((a != b) & ~same_writer), rng):
+            plan.append((images, pairs[ids], target[ids]))
+        if self.shuffle:
+            plan = [plan[i] for i in rng.permutation(len(plan))]
+        return plan
+
+
+class WriterPiecesNet(SiameseNet):
+    """A SiameseNet that trains on :class:`WriterPieces` batches."""
+
+    piece_size = 16
+
+    def get_iterator(self, dataset, training=False):
+        if not training:
+            return super().get_iterator(dataset, training)
+        return WriterPieces(dataset, self.batch_size, self.piece_size, shuffle=True,
+                            random_state=self.random_state, implied_pairs=self.implied_pairs,
+                            random_negatives=self.random_negatives)
+
+
+def writer_pieces_verifier(piece_size):
+    """A SiameseVerifier class (clone keeps it) whose net trains on writers' pieces."""
+    net = type("WriterPiecesNet", (WriterPiecesNet,), {"piece_size": piece_size})
+
+    class WriterPiecesVerifier(SiameseVerifier):
+        def _build_net(self, valid=None, seed=None, accelerator=None):
+            if accelerator is not None:
+                raise ValueError("the writer-pieces setting does not train through accelerate.")
+            return net(**self._net_kwargs(valid, seed))
+
+    return WriterPiecesVerifier
+
+
 def mirrored_training_writers(data, fold, n_splits):
     """The fold's training writers, every image mirrored left to right, as new writers."""
     items, writer, genuine = _items_of(data)
@@ -116,12 +202,13 @@ def ensemble_eers(scores):
 
 
 def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
-        verifier_params=None, preprocessor=None):
+        piece_size=16, verifier_params=None, preprocessor=None):
     """One setting on one fold, per seed (and their ensemble for several seeds)."""
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r}: choose one of {SETTINGS}.")
     params = dict(verifier_params or {})
     extra = None
+    verifier = SiameseVerifier
     if setting == "swa":
         if swa_start < 1:
             raise ValueError(f"swa_start={swa_start}: epochs are numbered from 1.")
@@ -131,14 +218,19 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
                                           random_state=1)
     elif setting == "mirrored-writers":
         extra = mirrored_training_writers(data, fold, n_splits)
+    elif setting == "writer-pieces":
+        if piece_size < 2:
+            raise ValueError(f"piece_size={piece_size}: a piece needs 2 images to hold a pair.")
+        verifier = writer_pieces_verifier(piece_size)
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
         result = cross_validate_writers(
-            data, SiameseVerifier(random_state=seed, **params), preprocessor=preprocessor,
+            data, verifier(random_state=seed, **params), preprocessor=preprocessor,
             n_splits=n_splits, folds=[fold], progress=False, extra_training=extra,
         )
-        runs.append({"seed": seed, **fold_eers(result), "seconds": time.perf_counter() - start})
+        runs.append({"seed": seed, **fold_eers(result), "seconds": time.perf_counter() - start,
+                     "validation_eer": result["folds"][0]["validation_eer"]})
         scores.append(result["scores"][0])
     out = {"setting": setting, "fold": fold, "runs": runs}
     if len(seeds) > 1:
@@ -156,6 +248,8 @@ def main(argv=None):
     parser.add_argument("--swa-start", type=int, default=10,
                         help="first averaged epoch (default 10 of 20)")
     parser.add_argument("--synthetic-writers", type=int, default=60)
+    parser.add_argument("--piece-size", type=int, default=16,
+                        help="most images of one writer per batch (writer-pieces; default 16)")
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
@@ -167,11 +261,13 @@ def main(argv=None):
         parser.error(f"--params must be a JSON object of verifier parameters; got {args.params!r}")
     data = load_signatures(args.data, layout=args.layout)
     out = run(data, args.setting, fold=args.fold, seeds=args.seeds, swa_start=args.swa_start,
-              synthetic_writers=args.synthetic_writers, verifier_params=params)
+              synthetic_writers=args.synthetic_writers, piece_size=args.piece_size,
+              verifier_params=params)
     for r in out["runs"]:
         print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "
               f"skilled EER {100 * r['eer_skilled']:.1f} %, "
-              f"random EER {100 * r['eer_random']:.1f} %  ({r['seconds']:.0f} s)")
+              f"random EER {100 * r['eer_random']:.1f} %, validation-writer EER "
+              f"{100 * r['validation_eer']:.1f} %  ({r['seconds']:.0f} s)")
     if "ensemble" in out:
         e = out["ensemble"]
         print(f"ensemble of {len(args.seeds)}: skilled EER {100 * e['eer_skilled']:.1f} %, "

@@ -8,6 +8,7 @@ from skorch.callbacks import Callback
 from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_pairs, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
+from skseg.nn.batching import PairBatches
 
 from .conftest import bench_script
 
@@ -83,11 +84,45 @@ def test_mirrored_writers_are_new_writers_of_the_training_fold(ablations, data):
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1
 
 
+def test_writer_pieces_mix_more_writers_per_batch(ablations):
+    from skseg.nn.batching import PairDataset
+
+    # 6 writers of 8 genuine images and 8 forgeries; SigNet-like labelled pairs.
+    pairs, target = [], []
+    for w in range(6):
+        genuine, forged = np.arange(16 * w, 16 * w + 8), np.arange(16 * w + 8, 16 * w + 16)
+        for i in range(8):
+            pairs += [(genuine[i], g) for g in genuine[i + 1:]] + [(genuine[i], f) for f in forged]
+            target += [1.0] * (7 - i) + [0.0] * 8
+    dataset = PairDataset(torch.zeros(96, 2, 2, dtype=torch.uint8), np.array(pairs),
+                          np.array(target, dtype=np.float32))
+    pieces = ablations.WriterPieces(dataset, 32, piece_size=4, shuffle=True, random_state=0,
+                                    implied_pairs=True)
+    writer_of = np.arange(96) // 16
+    plan = pieces.plan_epoch()
+    assert {len(images) for images, _, _ in plan} == {32}  # 24 pieces of 4 in batches of 32
+    for images, batch_pairs, _ in plan:
+        # Whole pieces of 4: a writer has 4, 8, ... images in a batch.
+        assert set(np.bincount(writer_of[images])) <= {0, 4, 8, 12, 16}
+        assert np.isin(batch_pairs, images).all()  # every pair trained lies inside its batch
+    whole = PairBatches(dataset, 32, shuffle=True, random_state=0, implied_pairs=True)
+    assert max(len(set(writer_of[images])) for images, _, _ in whole.plan_epoch()) == 2
+    assert np.mean([len(set(writer_of[images])) for images, _, _ in plan]) > 4
+
+
+def test_writer_pieces_run(ablations, data):
+    out = ablations.run(data, "writer-pieces", n_splits=3, piece_size=4, verifier_params=TINY,
+                        preprocessor=PREP)
+    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+
+
 def test_bad_settings_are_named(ablations, data):
     with pytest.raises(ValueError, match="setting='flip'"):
         ablations.run(data, "flip")
     with pytest.raises(ValueError, match="swa_start=0"):
         ablations.run(data, "swa", swa_start=0)
+    with pytest.raises(ValueError, match="piece_size=1"):
+        ablations.run(data, "writer-pieces", piece_size=1)
 
 
 @pytest.mark.parametrize("params, message", [("{margin: 1}", "--params is not JSON"),
