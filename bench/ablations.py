@@ -52,7 +52,7 @@ from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _fold_metrics, cross_validate_writers
 from skseg.nn import SiameseNet
-from skseg.nn.batching import PairBatches
+from skseg.nn.batching import PairBatches, pack_pieces
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces")
 
@@ -103,8 +103,7 @@ class WriterPieces(PairBatches):
         super().__init__(dataset, batch_size, **kwargs)
         self.piece_size = piece_size
 
-    def plan_epoch(self):
-        rng = self.rng if self.shuffle else np.random.default_rng(0)
+    def _image_batches(self, rng):
         pieces = []
         order = rng.permutation(len(self._clusters)) if self.shuffle else range(len(self._clusters))
         for c in order:
@@ -112,37 +111,13 @@ class WriterPieces(PairBatches):
             pieces += np.array_split(members, int(np.ceil(len(members) / self.piece_size)))
         if self.shuffle:
             pieces = [pieces[i] for i in rng.permutation(len(pieces))]
-        batches, current, size = [], [], 0
-        for piece in pieces:
-            if size + len(piece) > self.batch_size and current:
-                batches.append(np.concatenate(current))
-                current, size = [], 0
-            current.append(piece)
-            size += len(piece)
-        if current:
-            batches.append(np.concatenate(current))
-        batch_of = np.full(len(self.dataset.images), -1)
-        for i, images in enumerate(batches):
-            batch_of[images] = i
-        pairs, target = self.dataset.pairs, self.dataset.target
-        a, b = batch_of[pairs[:, 0]], batch_of[pairs[:, 1]]
-        inside = np.flatnonzero(a == b)
-        by_batch = np.split(inside[np.argsort(a[inside], kind="stable")],
-                            np.cumsum(np.bincount(a[inside], minlength=len(batches)))[:-1])
-        plan = []
-        for images, ids in zip(batches, by_batch):
-            extra, extra_target = self._extra_pairs(images, pairs[ids], target[ids], rng)
-            if len(ids) or len(extra):
-                plan.append((images, np.concatenate([pairs[ids], extra]),
-                             np.concatenate([target[ids], extra_target])))
+        return pack_pieces(pieces, self.batch_size)
+
+    def _split_pairs_to_train(self, pair_ids):
         # Pairs between two writers' clusters (none from make_pairs) still train; pairs
         # between two pieces of one writer sit out this epoch.
-        same_writer = self._cluster_of[pairs[:, 0]] == self._cluster_of[pairs[:, 1]]
-        for images, ids in self._pack_pairs(np.flatnonzero((a != b) & ~same_writer), rng):
-            plan.append((images, pairs[ids], target[ids]))
-        if self.shuffle:
-            plan = [plan[i] for i in rng.permutation(len(plan))]
-        return plan
+        pairs = self.dataset.pairs[pair_ids]
+        return pair_ids[self._cluster_of[pairs[:, 0]] != self._cluster_of[pairs[:, 1]]]
 
 
 class WriterPiecesNet(SiameseNet):

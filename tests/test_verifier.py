@@ -179,6 +179,15 @@ def test_verbose_reports_pairs_per_image_forward(signature_pairs, capsys):
     assert clf.net_.history[-1]["pairs/img"] > 1.0
 
 
+def test_pack_pieces_keeps_each_piece_whole():
+    from skseg.nn.batching import pack_pieces
+
+    pieces = [np.arange(3), np.arange(3, 8), np.arange(8, 9), np.arange(9, 20), np.arange(20, 22)]
+    batches = pack_pieces(pieces, 8)
+    # 3 + 5 fill a batch; 1 + 11 would not; a piece larger than a batch stays alone.
+    assert [b.tolist() for b in batches] == [list(range(8)), [8], list(range(9, 20)), [20, 21]]
+
+
 def test_progress_bar_counts_batches_of_images(signature_pairs):
     d = signature_pairs
     clf = SiameseVerifier(max_epochs=1, random_state=0, verbose=2).fit(d["X_train"], d["y_train"])

@@ -61,6 +61,21 @@ def image_clusters(pairs, target, n_images):
     return np.unique(labels, return_inverse=True)[1]
 
 
+def pack_pieces(pieces, batch_size):
+    """Consecutive pieces (arrays of image positions) joined into batches of at most
+    ``batch_size`` images; a piece is never split, and one larger than a batch is alone."""
+    batches, current, size = [], [], 0
+    for piece in pieces:
+        if size + len(piece) > batch_size and current:
+            batches.append(np.concatenate(current))
+            current, size = [], 0
+        current.append(piece)
+        size += len(piece)
+    if current:
+        batches.append(np.concatenate(current))
+    return batches
+
+
 class PairBatches:
     """Re-iterable mini-batches over a :class:`PairDataset` (one pass = one epoch).
 
@@ -130,28 +145,31 @@ class PairBatches:
         Pairs are ``(m, 2)`` positions in the bank, targets ``(m,)`` floats.
         """
         rng = self.rng if self.shuffle else np.random.default_rng(0)
-        n_images = len(self.dataset.images)
-        batch_of = np.full(n_images, -1)
-        batches = []
-        current, size = [], 0
+        plan = self._plan(self._image_batches(rng), rng)
+        if self.num_shards > 1:
+            usable = len(plan) - len(plan) % self.num_shards
+            plan = plan[self.shard : usable : self.num_shards]
+        return plan
+
+    def _image_batches(self, rng):
+        """The epoch's batches of images: whole clusters packed together, in random order."""
+        pieces = []
         cluster_order = rng.permutation(len(self._clusters)) if self.shuffle else range(len(self._clusters))
         for c in cluster_order:
             members = self._clusters[c]
             if self.shuffle:
                 members = rng.permutation(members)
             # Clusters larger than a batch are cut into batch-sized pieces.
-            for start in range(0, len(members), self.batch_size):
-                piece = members[start : start + self.batch_size]
-                if size + len(piece) > self.batch_size and current:
-                    batches.append(np.concatenate(current))
-                    current, size = [], 0
-                current.append(piece)
-                size += len(piece)
-        if current:
-            batches.append(np.concatenate(current))
+            pieces += [members[start : start + self.batch_size]
+                       for start in range(0, len(members), self.batch_size)]
+        return pack_pieces(pieces, self.batch_size)
+
+    def _plan(self, batches, rng):
+        """Each batch of images with the pairs inside it (labelled and extra), then the
+        labelled pairs that the batches split apart (:meth:`_split_pairs_to_train`)."""
+        batch_of = np.full(len(self.dataset.images), -1)
         for i, images in enumerate(batches):
             batch_of[images] = i
-
         pairs, target = self.dataset.pairs, self.dataset.target
         a, b = batch_of[pairs[:, 0]], batch_of[pairs[:, 1]]
         inside = a == b
@@ -164,14 +182,16 @@ class PairBatches:
             if len(ids) or len(extra):
                 plan.append((images, np.concatenate([pairs[ids], extra]),
                              np.concatenate([target[ids], extra_target])))
-        for images, ids in self._pack_pairs(np.flatnonzero(~inside), rng):
+        split = self._split_pairs_to_train(np.flatnonzero(~inside))
+        for images, ids in self._pack_pairs(split, rng):
             plan.append((images, pairs[ids], target[ids]))
         if self.shuffle:
             plan = [plan[i] for i in rng.permutation(len(plan))]
-        if self.num_shards > 1:
-            usable = len(plan) - len(plan) % self.num_shards
-            plan = plan[self.shard : usable : self.num_shards]
         return plan
+
+    def _split_pairs_to_train(self, pair_ids):
+        """Which of the pairs split across batches to train this epoch: all of them."""
+        return pair_ids
 
     def _extra_pairs(self, images, labelled, labelled_target, rng):
         """Implied and random-forgery pairs of one batch, minus the labelled ones."""
