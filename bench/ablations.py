@@ -120,28 +120,22 @@ class WriterPieces(PairBatches):
         return pair_ids[self._cluster_of[pairs[:, 0]] != self._cluster_of[pairs[:, 1]]]
 
 
-class WriterPiecesNet(SiameseNet):
-    """A SiameseNet that trains on :class:`WriterPieces` batches."""
-
-    piece_size = 16
-
-    def get_iterator(self, dataset, training=False):
-        if not training:
-            return super().get_iterator(dataset, training)
-        return WriterPieces(dataset, self.batch_size, self.piece_size, shuffle=True,
-                            random_state=self.random_state, implied_pairs=self.implied_pairs,
-                            random_negatives=self.random_negatives)
-
-
 def writer_pieces_verifier(piece_size):
     """A SiameseVerifier class (clone keeps it) whose net trains on writers' pieces."""
-    net = type("WriterPiecesNet", (WriterPiecesNet,), {"piece_size": piece_size})
+
+    class WriterPiecesNet(SiameseNet):
+        def get_iterator(self, dataset, training=False):
+            if not training:
+                return super().get_iterator(dataset, training)
+            return WriterPieces(dataset, self.batch_size, piece_size, shuffle=True,
+                                random_state=self.random_state, implied_pairs=self.implied_pairs,
+                                random_negatives=self.random_negatives)
 
     class WriterPiecesVerifier(SiameseVerifier):
         def _build_net(self, valid=None, seed=None, accelerator=None):
             if accelerator is not None:
                 raise ValueError("the writer-pieces setting does not train through accelerate.")
-            return net(**self._net_kwargs(valid, seed))
+            return WriterPiecesNet(**self._net_kwargs(valid, seed))
 
     return WriterPiecesVerifier
 

@@ -20,6 +20,7 @@ from ._image import (
     DEFAULT_MAX_PIXELS,
     ImageLoadError,
     ImageTooLargeError,
+    _where,
     describe_item,
     load_grayscale,
 )
@@ -370,7 +371,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
             delayed(_preprocess_item)(items[k], labels[k], settings) for k in unique
         )
         blank = [
-            f"{labels[k]} ({describe_item(items[k])})"
+            _where(items[k], labels[k])
             for k, result in zip(unique, results)
             if result.is_blank
         ]
@@ -562,7 +563,7 @@ def _preprocess_item(item, label, settings):
                                       with_resolution=True)
     if resolution is None:
         raise ValueError(
-            f"{label} ({describe_item(item)}): ink_size_unit='inches' needs the resolution "
+            f"{_where(item, label)}: ink_size_unit='inches' needs the resolution "
             "the scan was made at, and this item records none (arrays never do; files do "
             "when their header holds a dpi). Use files that record it, or "
             "ink_size_unit='pixels' if both images of every pair share one resolution."
