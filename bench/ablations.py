@@ -22,6 +22,11 @@ the default verifier changed in one respect:
   hands. Labelled pairs split between two batches sit out that epoch; the
   pairs implied within each batch stand in for them, so an epoch costs the
   same.
+- ``elastic``: the default affine jitter plus a smooth random displacement of
+  each training canvas (Simard et al., 2003): offsets drawn at control points
+  ``--elastic-spacing`` pixels apart, with a standard deviation of
+  ``--elastic-amplitude`` pixels, interpolated bicubically over the canvas; one
+  ``grid_sample`` per batch, as the default augmentation.
 
 The EER needs no threshold, so every figure is threshold-free except FAR/FRR,
 which are not reported here. One fold moves by several points between seeds:
@@ -31,6 +36,7 @@ folds with ``skseg benchmark``.
     python bench/ablations.py ../shared/data/cedar --setting defaults --seeds 0 1 2
     python bench/ablations.py ../shared/data/cedar --setting swa
     python bench/ablations.py ../shared/data/cedar --setting writer-pieces --fold 1
+    python bench/ablations.py ../shared/data/cedar --setting elastic --elastic-amplitude 2
 """
 
 import argparse
@@ -41,6 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from skorch.callbacks import Callback
+from torch.nn import functional as F
 from sklearn.model_selection import GroupKFold
 from sklearn.utils import Bunch
 from torch.nn.modules.batchnorm import _BatchNorm
@@ -51,10 +58,12 @@ from skseg._image import load_grayscale
 from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _fold_metrics, cross_validate_writers
-from skseg.nn import SiameseNet
+from skseg.nn import SiameseModule, SiameseNet
 from skseg.nn.batching import PairBatches, pack_pieces
+from skseg.nn.siamese import random_affine_grid
 
-SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces")
+SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
+            "elastic")
 
 
 class WeightAveraging(Callback):
@@ -140,6 +149,35 @@ def writer_pieces_verifier(piece_size):
     return WriterPiecesVerifier
 
 
+def elastic_displacement(shape, amplitude, spacing, device=None, generator=None):
+    """Smooth random offsets ``(n, H, W, 2)`` in grid_sample's [-1, 1] units: normal
+    offsets of ``amplitude`` pixels at control points ``spacing`` pixels apart,
+    interpolated bicubically."""
+    n, _, height, width = shape
+    rows, cols = int(np.ceil(height / spacing)) + 1, int(np.ceil(width / spacing)) + 1
+    knots = torch.randn(n, 2, rows, cols, device=device, generator=generator) * amplitude
+    field = F.interpolate(knots, size=(height, width), mode="bicubic", align_corners=True)
+    # Channel 0 moves along x (width), channel 1 along y (height); pixels -> [-1, 1].
+    scale = torch.tensor([2.0 / width, 2.0 / height], device=device).view(1, 2, 1, 1)
+    return (field * scale).permute(0, 2, 3, 1)
+
+
+def elastic_verifier(amplitude, spacing):
+    """A SiameseVerifier class (clone keeps it) that augments with affine + elastic warps."""
+
+    class ElasticModule(SiameseModule):
+        def augment_batch(self, x):
+            grid = random_affine_grid(x.shape, device=x.device, dtype=x.dtype)
+            grid = grid + elastic_displacement(x.shape, amplitude, spacing, device=x.device)
+            return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
+
+    class ElasticVerifier(SiameseVerifier):
+        def _net_kwargs(self, valid, seed):
+            return {**super()._net_kwargs(valid, seed), "module": ElasticModule}
+
+    return ElasticVerifier
+
+
 def mirrored_training_writers(data, fold, n_splits):
     """The fold's training writers, every image mirrored left to right, as new writers."""
     items, writer, genuine = _items_of(data)
@@ -171,7 +209,8 @@ def ensemble_eers(scores):
 
 
 def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
-        piece_size=16, verifier_params=None, preprocessor=None):
+        piece_size=16, elastic_amplitude=2.0, elastic_spacing=24.0, verifier_params=None,
+        preprocessor=None):
     """One setting on one fold, per seed (and their ensemble for several seeds)."""
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r}: choose one of {SETTINGS}.")
@@ -191,6 +230,11 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
         if piece_size < 2:
             raise ValueError(f"piece_size={piece_size}: a piece needs 2 images to hold a pair.")
         verifier = writer_pieces_verifier(piece_size)
+    elif setting == "elastic":
+        if elastic_amplitude < 0 or elastic_spacing <= 0:
+            raise ValueError(f"elastic_amplitude={elastic_amplitude}, elastic_spacing="
+                             f"{elastic_spacing}: need an amplitude >= 0 and a spacing > 0.")
+        verifier = elastic_verifier(elastic_amplitude, elastic_spacing)
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -219,6 +263,10 @@ def main(argv=None):
     parser.add_argument("--synthetic-writers", type=int, default=60)
     parser.add_argument("--piece-size", type=int, default=16,
                         help="most images of one writer per batch (writer-pieces; default 16)")
+    parser.add_argument("--elastic-amplitude", type=float, default=2.0,
+                        help="offset SD in pixels at the control points (elastic; default 2)")
+    parser.add_argument("--elastic-spacing", type=float, default=24.0,
+                        help="pixels between control points (elastic; default 24)")
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
@@ -231,6 +279,7 @@ def main(argv=None):
     data = load_signatures(args.data, layout=args.layout)
     out = run(data, args.setting, fold=args.fold, seeds=args.seeds, swa_start=args.swa_start,
               synthetic_writers=args.synthetic_writers, piece_size=args.piece_size,
+              elastic_amplitude=args.elastic_amplitude, elastic_spacing=args.elastic_spacing,
               verifier_params=params)
     for r in out["runs"]:
         print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "

@@ -116,6 +116,36 @@ def test_writer_pieces_run(ablations, data):
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1
 
 
+def test_elastic_displacement_is_in_pixels(ablations):
+    torch.manual_seed(0)
+    none = ablations.elastic_displacement((3, 1, 20, 40), amplitude=0.0, spacing=8)
+    assert none.shape == (3, 20, 40, 2) and not none.any()
+    field = ablations.elastic_displacement((200, 1, 20, 40), amplitude=2.0, spacing=8)
+    # grid_sample's units: 2 / width per pixel along x, 2 / height along y; the
+    # control points' offsets (the corners are control points) keep their 2-pixel spread.
+    pixels = field * torch.tensor([40 / 2, 20 / 2])
+    knots = pixels[:, [0, -1]][:, :, [0, -1]].reshape(-1, 2)
+    assert knots.std(dim=0).tolist() == pytest.approx([2.0, 2.0], rel=0.1)
+    # Smooth: neighbouring pixels move alike (independent offsets would differ by
+    # about 1.4 times their mean size; 8 pixels between control points give 0.2).
+    assert (pixels[:, :, 1:] - pixels[:, :, :-1]).abs().mean() < 0.35 * pixels.abs().mean()
+    assert not torch.equal(field[0], field[1])  # drawn per image
+
+
+def test_elastic_run_trains_with_the_elastic_module(ablations, data):
+    verifier = ablations.elastic_verifier(amplitude=2.0, spacing=8)
+    pairs, y, _ = make_pairs(data, random_state=0)
+    clf = verifier(random_state=0, **TINY).fit(PREP.transform(pairs), y)
+    module = clf.net_.module_
+    assert type(module).__name__ == "ElasticModule" and module.augment
+    x = torch.rand(4, 1, 32, 48)
+    torch.manual_seed(0)
+    warped = module.augment_batch(x)
+    assert warped.shape == x.shape and not torch.allclose(warped, x)
+    out = ablations.run(data, "elastic", n_splits=3, verifier_params=TINY, preprocessor=PREP)
+    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+
+
 def test_bad_settings_are_named(ablations, data):
     with pytest.raises(ValueError, match="setting='flip'"):
         ablations.run(data, "flip")
@@ -123,6 +153,8 @@ def test_bad_settings_are_named(ablations, data):
         ablations.run(data, "swa", swa_start=0)
     with pytest.raises(ValueError, match="piece_size=1"):
         ablations.run(data, "writer-pieces", piece_size=1)
+    with pytest.raises(ValueError, match="elastic_spacing=0"):
+        ablations.run(data, "elastic", elastic_spacing=0)
 
 
 @pytest.mark.parametrize("params, message", [("{margin: 1}", "--params is not JSON"),

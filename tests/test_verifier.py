@@ -404,3 +404,13 @@ def test_embed_of_another_canvas_size(fitted_verifier):
     images = np.zeros((2, 155, 220), dtype=np.uint8)
     with pytest.raises(ValueError, match=r"images have canvases of shape \(155, 220\).*fitted on \(64, 96\)"):
         fitted_verifier.embed(images)
+
+
+def test_random_affine_is_drawn_per_image_and_zero_jitter_is_identity():
+    from skseg.nn.siamese import random_affine
+
+    x = torch.rand(1, 1, 16, 24).repeat(3, 1, 1, 1)  # three copies of one image
+    same = random_affine(x, max_degrees=0, max_scale=0, max_shift=0)
+    torch.testing.assert_close(same, x)
+    jittered = random_affine(x, generator=torch.Generator().manual_seed(0))
+    assert not torch.allclose(jittered[0], jittered[1])

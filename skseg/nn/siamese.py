@@ -13,15 +13,13 @@ from .backbones import BACKBONES
 DISTANCES = ("euclidean", "cosine", "l1")
 
 
-def random_affine(images, max_degrees=3.0, max_scale=0.05, max_shift=0.04, generator=None):
-    """A small random affine jitter of each image, drawn per image, on its device.
+def random_affine_grid(shape, max_degrees=3.0, max_scale=0.05, max_shift=0.04, generator=None,
+                       device=None, dtype=torch.float32):
+    """Sampling grids ``(n, H, W, 2)`` of a small random affine jitter, drawn per image.
 
-    torchvision's ``RandomAffine`` draws one transform for a whole batch; here
-    every canvas gets its own rotation, scale and shift, in one
-    ``grid_sample`` call. The border fills with 0, the background value.
+    The grid form lets a caller add its own displacement before sampling once.
     """
-    n = images.shape[0]
-    device, dtype = images.device, images.dtype
+    n = shape[0]
 
     def uniform(bound):
         u = torch.rand(n, device=device, dtype=dtype, generator=generator)
@@ -37,7 +35,18 @@ def random_affine(images, max_degrees=3.0, max_scale=0.05, max_shift=0.04, gener
         ],
         dim=1,
     )
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.affine_grid(theta, list(shape), align_corners=False)
+
+
+def random_affine(images, max_degrees=3.0, max_scale=0.05, max_shift=0.04, generator=None):
+    """A small random affine jitter of each image, drawn per image, on its device.
+
+    torchvision's ``RandomAffine`` draws one transform for a whole batch; here
+    every canvas gets its own rotation, scale and shift, in one
+    ``grid_sample`` call. The border fills with 0, the background value.
+    """
+    grid = random_affine_grid(images.shape, max_degrees, max_scale, max_shift, generator,
+                              device=images.device, dtype=images.dtype)
     return F.grid_sample(images, grid, padding_mode="zeros", align_corners=False)
 
 
@@ -60,7 +69,7 @@ class SiameseModule(nn.Module):
         ``|e1 - e2|`` instead of a fixed distance; the distance reported is then
         ``-logit``.
     augment : bool
-        Apply :func:`random_affine` to training batches.
+        Apply :meth:`augment_batch` (:func:`random_affine`) to training batches.
     backbone_kwargs : dict, optional
         Extra keyword arguments for the backbone.
     """
@@ -94,12 +103,16 @@ class SiameseModule(nn.Module):
         """Embeddings ``(n, embedding_dim)`` of uint8 canvases ``(n, H, W)``."""
         x = images.unsqueeze(1).to(torch.float32).div_(255.0)
         if self.training and self.augment:
-            x = random_affine(x)
+            x = self.augment_batch(x)
         x = x.contiguous(memory_format=torch.channels_last)
         embedding = self.backbone(x).float()
         if self.normalize:
             embedding = F.normalize(embedding, dim=1)
         return embedding
+
+    def augment_batch(self, x):
+        """The training augmentation of float canvases ``(n, 1, H, W)`` in [0, 1]."""
+        return random_affine(x)
 
     def pair_distance(self, e1, e2):
         """Distance of each row of ``e1`` to the same row of ``e2`` (higher = less alike)."""
