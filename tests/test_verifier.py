@@ -414,3 +414,28 @@ def test_random_affine_is_drawn_per_image_and_zero_jitter_is_identity():
     torch.testing.assert_close(same, x)
     jittered = random_affine(x, generator=torch.Generator().manual_seed(0))
     assert not torch.allclose(jittered[0], jittered[1])
+
+
+def test_random_affine_grid_is_an_affine_grid_within_its_bounds():
+    from torch.nn import functional as F
+
+    from skseg.nn.siamese import random_affine_grid
+
+    shape = (64, 1, 15, 22)
+    grid = random_affine_grid(shape, max_degrees=3.0, max_scale=0.05, max_shift=0.04,
+                              generator=torch.Generator().manual_seed(0))
+    assert grid.shape == (64, 15, 22, 2)
+    # Recover each image's theta from its grid, then rebuild it with F.affine_grid.
+    identity = F.affine_grid(torch.eye(2, 3).expand(1, 2, 3), [1, 1, 15, 22], align_corners=False)
+    base = torch.cat([identity.reshape(-1, 2), torch.ones(15 * 22, 1)], dim=1)  # (x, y, 1)
+    theta = torch.linalg.lstsq(base.expand(64, -1, -1), grid.reshape(64, -1, 2)).solution
+    theta = theta.transpose(1, 2)  # (64, 2, 3)
+    torch.testing.assert_close(F.affine_grid(theta, list(shape), align_corners=False), grid)
+    # A rotation by at most 3 degrees, scaled by at most 5 %, shifted by at most 4 %
+    # of the canvas (8 % in [-1, 1] units).
+    linear = theta[:, :, :2]
+    scale = 1 / torch.linalg.det(linear).sqrt()
+    angle = torch.rad2deg(torch.atan2(linear[:, 1, 0], linear[:, 0, 0]))
+    assert (scale - 1).abs().max() <= 0.05 + 1e-5 and angle.abs().max() <= 3 + 1e-4
+    assert theta[:, :, 2].abs().max() <= 0.08 + 1e-6
+    assert (scale - 1).abs().max() > 0.03 and angle.abs().max() > 2  # and it does jitter

@@ -28,6 +28,9 @@ def random_affine_grid(shape, max_degrees=3.0, max_scale=0.05, max_shift=0.04, g
     angle = uniform(math.radians(max_degrees))
     scale = 1 + uniform(max_scale)
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
+    # theta's rows map output (x, y, 1) to input x and y, as F.affine_grid's do;
+    # built by broadcasting, because affine_grid's batched matmul took 10x longer
+    # (0.21 s against 0.02 s for 128 canvases of 155 x 220 on one CPU core).
     theta = torch.stack(
         [
             torch.stack([cos, -sin, uniform(2 * max_shift)], dim=1),
@@ -35,7 +38,13 @@ def random_affine_grid(shape, max_degrees=3.0, max_scale=0.05, max_shift=0.04, g
         ],
         dim=1,
     )
-    return F.affine_grid(theta, list(shape), align_corners=False)
+    height, width = shape[-2:]
+    # Pixel centres in [-1, 1] (align_corners=False).
+    xs = (torch.arange(width, device=device, dtype=dtype) * 2 + 1) / width - 1
+    ys = (torch.arange(height, device=device, dtype=dtype) * 2 + 1) / height - 1
+    along_x = theta[:, :, 0, None, None] * xs  # (n, 2, 1, W)
+    along_y = theta[:, :, 1, None, None] * ys[:, None] + theta[:, :, 2, None, None]  # (n, 2, H, 1)
+    return (along_x + along_y).permute(0, 2, 3, 1)
 
 
 def random_affine(images, max_degrees=3.0, max_scale=0.05, max_shift=0.04, generator=None):
