@@ -27,6 +27,11 @@ the default verifier changed in one respect:
   ``--elastic-spacing`` pixels apart, with a standard deviation of
   ``--elastic-amplitude`` pixels, interpolated bicubically over the canvas; one
   ``grid_sample`` per batch, as the default augmentation.
+- ``tta``: test-time augmentation. Training is the default; every embedding
+  outside training (validation writers, test writers) is the renormalised
+  mean of the embeddings of the canvas and of ``--tta-views`` - 1 jittered
+  copies (the training jitter, drawn from a fixed seed, so each canvas gets
+  the same views in every call).
 
 The EER needs no threshold, so every figure is threshold-free except FAR/FRR,
 which are not reported here. One fold moves by several points between seeds:
@@ -37,6 +42,7 @@ folds with ``skseg benchmark``.
     python bench/ablations.py ../shared/data/cedar --setting swa
     python bench/ablations.py ../shared/data/cedar --setting writer-pieces --fold 1
     python bench/ablations.py ../shared/data/cedar --setting elastic --elastic-amplitude 2
+    python bench/ablations.py ../shared/data/cedar --setting tta --tta-views 8
 """
 
 import argparse
@@ -60,10 +66,10 @@ from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _fold_metrics, cross_validate_writers
 from skseg.nn import SiameseModule, SiameseNet
 from skseg.nn.batching import PairBatches, pack_pieces
-from skseg.nn.siamese import random_affine_grid
+from skseg.nn.siamese import random_affine, random_affine_grid
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
-            "elastic")
+            "elastic", "tta")
 
 
 class WeightAveraging(Callback):
@@ -162,6 +168,16 @@ def elastic_displacement(shape, amplitude, spacing, device=None, generator=None)
     return (field * scale).permute(0, 2, 3, 1)
 
 
+def module_verifier(module):
+    """A SiameseVerifier class (clone keeps it) whose network is ``module``."""
+
+    class ModuleVerifier(SiameseVerifier):
+        def _net_kwargs(self, valid, seed):
+            return {**super()._net_kwargs(valid, seed), "module": module}
+
+    return ModuleVerifier
+
+
 def elastic_verifier(amplitude, spacing):
     """A SiameseVerifier class (clone keeps it) that augments with affine + elastic warps."""
 
@@ -171,11 +187,25 @@ def elastic_verifier(amplitude, spacing):
             grid = grid + elastic_displacement(x.shape, amplitude, spacing, device=x.device)
             return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
 
-    class ElasticVerifier(SiameseVerifier):
-        def _net_kwargs(self, valid, seed):
-            return {**super()._net_kwargs(valid, seed), "module": ElasticModule}
+    return module_verifier(ElasticModule)
 
-    return ElasticVerifier
+
+def tta_verifier(views):
+    """A SiameseVerifier class whose embeddings outside training average ``views`` views."""
+
+    class TTAModule(SiameseModule):
+        def forward(self, images):
+            if self.training:
+                return super().forward(images)
+            x = images.unsqueeze(1).to(torch.float32).div_(255.0)
+            # A fixed seed: a canvas gets the same views whichever call embeds it.
+            generator = torch.Generator(device=x.device).manual_seed(0)
+            total = self.embed_float(x)
+            for _ in range(views - 1):
+                total = total + self.embed_float(random_affine(x, generator=generator))
+            return F.normalize(total, dim=1) if self.normalize else total / views
+
+    return module_verifier(TTAModule)
 
 
 def mirrored_training_writers(data, fold, n_splits):
@@ -209,8 +239,8 @@ def ensemble_eers(scores):
 
 
 def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
-        piece_size=16, elastic_amplitude=2.0, elastic_spacing=24.0, verifier_params=None,
-        preprocessor=None):
+        piece_size=16, elastic_amplitude=2.0, elastic_spacing=24.0, tta_views=8,
+        verifier_params=None, preprocessor=None):
     """One setting on one fold, per seed (and their ensemble for several seeds)."""
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r}: choose one of {SETTINGS}.")
@@ -235,6 +265,10 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
             raise ValueError(f"elastic_amplitude={elastic_amplitude}, elastic_spacing="
                              f"{elastic_spacing}: need an amplitude >= 0 and a spacing > 0.")
         verifier = elastic_verifier(elastic_amplitude, elastic_spacing)
+    elif setting == "tta":
+        if tta_views < 1:
+            raise ValueError(f"tta_views={tta_views}: need at least the canvas itself.")
+        verifier = tta_verifier(tta_views)
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -267,6 +301,8 @@ def main(argv=None):
                         help="offset SD in pixels at the control points (elastic; default 2)")
     parser.add_argument("--elastic-spacing", type=float, default=24.0,
                         help="pixels between control points (elastic; default 24)")
+    parser.add_argument("--tta-views", type=int, default=8,
+                        help="views averaged per embedding, the canvas included (tta; default 8)")
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
@@ -280,7 +316,7 @@ def main(argv=None):
     out = run(data, args.setting, fold=args.fold, seeds=args.seeds, swa_start=args.swa_start,
               synthetic_writers=args.synthetic_writers, piece_size=args.piece_size,
               elastic_amplitude=args.elastic_amplitude, elastic_spacing=args.elastic_spacing,
-              verifier_params=params)
+              tta_views=args.tta_views, verifier_params=params)
     for r in out["runs"]:
         print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "
               f"skilled EER {100 * r['eer_skilled']:.1f} %, "

@@ -146,6 +146,27 @@ def test_elastic_run_trains_with_the_elastic_module(ablations, data):
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1
 
 
+def test_tta_averages_fixed_views_outside_training_only(ablations, data):
+    pairs, y, _ = make_pairs(data, random_state=0)
+    X = PREP.transform(pairs)
+    plain = SiameseVerifier(random_state=0, **TINY).fit(X, y)
+    one = ablations.tta_verifier(1)(random_state=0, **TINY).fit(X, y)
+    four = ablations.tta_verifier(4)(random_state=0, **TINY).fit(X, y)
+    images = X.images[:5]
+    # Training is untouched: the same weights, and one view is the plain embedding.
+    for a, b in zip(plain.net_.module_.parameters(), four.net_.module_.parameters()):
+        torch.testing.assert_close(a, b)
+    np.testing.assert_allclose(one.embed(images), plain.embed(images), rtol=1e-5, atol=1e-6)
+    # Four views: other embeddings, unit length, the same in every call.
+    averaged = four.embed(images)
+    assert not np.allclose(averaged, plain.embed(images), atol=1e-4)
+    np.testing.assert_allclose(np.linalg.norm(averaged, axis=1), 1, rtol=1e-5)
+    np.testing.assert_array_equal(averaged, four.embed(images))
+    out = ablations.run(data, "tta", n_splits=3, tta_views=2, verifier_params=TINY,
+                        preprocessor=PREP)
+    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+
+
 def test_bad_settings_are_named(ablations, data):
     with pytest.raises(ValueError, match="setting='flip'"):
         ablations.run(data, "flip")
@@ -155,6 +176,8 @@ def test_bad_settings_are_named(ablations, data):
         ablations.run(data, "writer-pieces", piece_size=1)
     with pytest.raises(ValueError, match="elastic_spacing=0"):
         ablations.run(data, "elastic", elastic_spacing=0)
+    with pytest.raises(ValueError, match="tta_views=0"):
+        ablations.run(data, "tta", tta_views=0)
 
 
 @pytest.mark.parametrize("params, message", [("{margin: 1}", "--params is not JSON"),

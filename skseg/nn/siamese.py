@@ -113,6 +113,10 @@ class SiameseModule(nn.Module):
         x = images.unsqueeze(1).to(torch.float32).div_(255.0)
         if self.training and self.augment:
             x = self.augment_batch(x)
+        return self.embed_float(x)
+
+    def embed_float(self, x):
+        """Embeddings of float canvases ``(n, 1, H, W)`` in [0, 1], as augmented."""
         x = x.contiguous(memory_format=torch.channels_last)
         embedding = self.backbone(x).float()
         if self.normalize:
