@@ -31,7 +31,9 @@ the default verifier changed in one respect:
   outside training (validation writers, test writers) is the renormalised
   mean of the embeddings of the canvas and of ``--tta-views`` - 1 jittered
   copies (the training jitter, drawn from a fixed seed, so each canvas gets
-  the same views in every call).
+  the same views in every call). The run also scores the test pairs of the
+  same model with one view (``one_view``; its size weight was chosen with
+  the averaged views).
 
 The EER needs no threshold, so every figure is threshold-free except FAR/FRR,
 which are not reported here. One fold moves by several points between seeds:
@@ -190,10 +192,19 @@ def elastic_verifier(amplitude, spacing):
     return module_verifier(ElasticModule)
 
 
-def tta_verifier(views):
-    """A SiameseVerifier class whose embeddings outside training average ``views`` views."""
+def tta_verifier(views, plain_decisions=None):
+    """A SiameseVerifier class whose embeddings outside training average ``views`` views.
+
+    Each ``decision_function`` call also scores the pairs with one view (the
+    plain embedding) and appends that to ``plain_decisions``, if given: the
+    same model with and without test-time augmentation.
+    """
 
     class TTAModule(SiameseModule):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.views = views
+
         def forward(self, images):
             if self.training:
                 return super().forward(images)
@@ -201,11 +212,21 @@ def tta_verifier(views):
             # A fixed seed: a canvas gets the same views whichever call embeds it.
             generator = torch.Generator(device=x.device).manual_seed(0)
             total = self.embed_float(x)
-            for _ in range(views - 1):
+            for _ in range(self.views - 1):
                 total = total + self.embed_float(random_affine(x, generator=generator))
-            return F.normalize(total, dim=1) if self.normalize else total / views
+            return F.normalize(total, dim=1) if self.normalize else total / self.views
 
-    return module_verifier(TTAModule)
+    class TTAVerifier(module_verifier(TTAModule)):
+        def decision_function(self, X):
+            if plain_decisions is not None:
+                self.net_.module_.views = 1
+                try:
+                    plain_decisions.append(super().decision_function(X))
+                finally:
+                    self.net_.module_.views = views
+            return super().decision_function(X)
+
+    return TTAVerifier
 
 
 def mirrored_training_writers(data, fold, n_splits):
@@ -268,7 +289,8 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
     elif setting == "tta":
         if tta_views < 1:
             raise ValueError(f"tta_views={tta_views}: need at least the canvas itself.")
-        verifier = tta_verifier(tta_views)
+        plain = []
+        verifier = tta_verifier(tta_views, plain)
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -278,6 +300,9 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
         )
         runs.append({"seed": seed, **fold_eers(result), "seconds": time.perf_counter() - start,
                      "validation_eer": result["folds"][0]["validation_eer"]})
+        if setting == "tta":  # the same model's test pairs, one view per canvas
+            test = result["scores"][0]
+            runs[-1]["one_view"] = ensemble_eers([dict(test, decision=plain.pop())])
         scores.append(result["scores"][0])
     out = {"setting": setting, "fold": fold, "runs": runs}
     if len(seeds) > 1:
@@ -322,6 +347,10 @@ def main(argv=None):
               f"skilled EER {100 * r['eer_skilled']:.1f} %, "
               f"random EER {100 * r['eer_random']:.1f} %, validation-writer EER "
               f"{100 * r['validation_eer']:.1f} %  ({r['seconds']:.0f} s)")
+        if "one_view" in r:
+            print(f"    the same model, one view: skilled EER "
+                  f"{100 * r['one_view']['eer_skilled']:.1f} %, random EER "
+                  f"{100 * r['one_view']['eer_random']:.1f} %")
     if "ensemble" in out:
         e = out["ensemble"]
         print(f"ensemble of {len(args.seeds)}: skilled EER {100 * e['eer_skilled']:.1f} %, "

@@ -162,9 +162,17 @@ def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     assert not np.allclose(averaged, plain.embed(images), atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(averaged, axis=1), 1, rtol=1e-5)
     np.testing.assert_array_equal(averaged, four.embed(images))
+    # The plain decisions it records are those of one view, and views are restored.
+    plain_decisions = []
+    recorder = ablations.tta_verifier(4, plain_decisions)(random_state=0, **TINY).fit(X, y)
+    averaged_decision = recorder.decision_function(X)
+    np.testing.assert_allclose(plain_decisions[0], one.decision_function(X) - one.threshold_
+                               + recorder.threshold_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(averaged_decision, four.decision_function(X), rtol=1e-6)
     out = ablations.run(data, "tta", n_splits=3, tta_views=2, verifier_params=TINY,
                         preprocessor=PREP)
-    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+    run = out["runs"][0]
+    assert 0 <= run["eer_skilled"] <= 1 and 0 <= run["one_view"]["eer_skilled"] <= 1
 
 
 def test_bad_settings_are_named(ablations, data):
