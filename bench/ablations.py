@@ -299,7 +299,7 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
             n_splits=n_splits, folds=[fold], progress=False, extra_training=extra,
         )
         runs.append({"seed": seed, **fold_eers(result), "seconds": time.perf_counter() - start,
-                     "validation_eer": result["folds"][0]["validation_eer"]})
+                     **{key: result["folds"][0][key] for key in ("validation_eer", "size_weight")}})
         if setting == "tta":  # the same model's test pairs, one view per canvas
             test = result["scores"][0]
             runs[-1]["one_view"] = ensemble_eers([dict(test, decision=plain.pop())])
@@ -346,7 +346,8 @@ def main(argv=None):
         print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "
               f"skilled EER {100 * r['eer_skilled']:.1f} %, "
               f"random EER {100 * r['eer_random']:.1f} %, validation-writer EER "
-              f"{100 * r['validation_eer']:.1f} %  ({r['seconds']:.0f} s)")
+              f"{100 * r['validation_eer']:.1f} %, size weight {r['size_weight']:g}  "
+              f"({r['seconds']:.0f} s)")
         if "one_view" in r:
             print(f"    the same model, one view: skilled EER "
                   f"{100 * r['one_view']['eer_skilled']:.1f} %, random EER "

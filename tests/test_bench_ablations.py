@@ -33,6 +33,8 @@ def test_seeds_and_their_ensemble(ablations, data):
     out = ablations.run(data, "defaults", seeds=(0, 1), n_splits=3, verifier_params=TINY,
                         preprocessor=PREP)
     assert [r["seed"] for r in out["runs"]] == [0, 1]
+    for r in out["runs"]:  # the verifier's own choices on its validation writers
+        assert 0 <= r["validation_eer"] <= 1 and r["size_weight"] >= 0
     for figures in [*out["runs"], out["ensemble"]]:
         assert 0 <= figures["eer_skilled"] <= 1 and 0 <= figures["eer_random"] <= 1
     one = ablations.run(data, "defaults", seeds=(0,), n_splits=3, verifier_params=TINY,
