@@ -31,7 +31,8 @@ the default verifier changed in one respect:
   outside training (validation writers, test writers) is the renormalised
   mean of the embeddings of the canvas and of ``--tta-views`` - 1 jittered
   copies (the training jitter, drawn from a fixed seed, so each canvas gets
-  the same views in every call). The run also scores the test pairs of the
+  the same views in every call; the validation loss skorch reports each
+  epoch uses one view). The run also scores the test pairs of the
   same model with one view (``one_view``; its size weight was chosen with
   the averaged views).
 
@@ -216,7 +217,20 @@ def tta_verifier(views, plain_decisions=None):
                 total = total + self.embed_float(random_affine(x, generator=generator))
             return F.normalize(total, dim=1) if self.normalize else total / self.views
 
+    class OneViewWhileTraining(Callback):
+        # skorch's per-epoch validation loss needs no averaged views (it only reports).
+        def on_train_begin(self, net, **kwargs):
+            net.module_.views = 1
+
+        def on_train_end(self, net, **kwargs):
+            net.module_.views = views
+
     class TTAVerifier(module_verifier(TTAModule)):
+        def _net_kwargs(self, valid, seed):
+            kwargs = super()._net_kwargs(valid, seed)
+            kwargs["callbacks"] = [*kwargs["callbacks"], ("one_view", OneViewWhileTraining())]
+            return kwargs
+
         def decision_function(self, X):
             if plain_decisions is not None:
                 self.net_.module_.views = 1

@@ -159,7 +159,11 @@ def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     for a, b in zip(plain.net_.module_.parameters(), four.net_.module_.parameters()):
         torch.testing.assert_close(a, b)
     np.testing.assert_allclose(one.embed(images), plain.embed(images), rtol=1e-5, atol=1e-6)
-    # Four views: other embeddings, unit length, the same in every call.
+    # Four views: other embeddings, unit length, the same in every call; one view
+    # only for the validation loss while training.
+    assert four.net_.module_.views == 4
+    valid_loss = [clf.net_.history[-1, "valid_loss"] for clf in (four, plain)]
+    assert valid_loss[0] == pytest.approx(valid_loss[1])
     averaged = four.embed(images)
     assert not np.allclose(averaged, plain.embed(images), atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(averaged, axis=1), 1, rtol=1e-5)
