@@ -3,6 +3,7 @@ weighed by the verifier, saved with the model."""
 
 import numpy as np
 import pytest
+import torch
 
 import skseg
 from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
@@ -157,6 +158,22 @@ def test_informative_sizes_get_a_weight_and_lower_the_error(sized_pairs):
         with_size.decision_function(X_test),
         with_size.threshold_ - (network + with_size.size_weight_ * size_distances(X_test)),
         rtol=1e-6, atol=1e-9)
+
+
+def test_auto_weighs_sizes_against_distances_on_a_wide_scale():
+    # The "bce" head's distance is a logit, spread over several units: an informative
+    # size ratio then needs a weight above 4 to count.
+    rng = np.random.default_rng(0)
+    target = rng.integers(0, 2, 2000)
+    forged = target == 0
+    network = rng.normal(0, 10, 2000) + 5 * forged
+    size = np.abs(rng.normal(0, 0.1, 2000)) + 0.3 * forged
+    clf = SiameseVerifier()
+    weight = clf._choose_size_weight(torch.as_tensor(network), torch.as_tensor(size),
+                                     torch.as_tensor(target))
+    assert weight > 4
+    alone = equal_error_rate(target, -network)[0]
+    assert equal_error_rate(target, -(network + weight * size))[0] < alone - 0.1
 
 
 def test_uninformative_sizes_get_no_weight(sized_pairs):
