@@ -22,7 +22,7 @@ from .nn.batching import image_clusters
 from .threshold import STRATEGIES, choose_threshold, equal_error_rate_from_roc, roc_curve
 
 #: Weights of the size term that ``size_weight="auto"`` tries (0: the network alone).
-#: Contrastive and triplet distances (at most 2) chose 0.25 or 0.5 on real scans;
+#: The contrastive loss's distances (at most 2) chose 0.25 or 0.5 on real scans;
 #: the ``"bce"`` head's distance is a logit, on a wider scale, and chose up to 4,
 #: so the grid goes on doubling to 64.
 SIZE_WEIGHTS = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)

@@ -42,8 +42,9 @@ def random_affine_grid(shape, max_degrees=3.0, max_scale=0.05, max_shift=0.04, g
     # Pixel centres in [-1, 1] (align_corners=False).
     xs = (torch.arange(width, device=device, dtype=dtype) * 2 + 1) / width - 1
     ys = (torch.arange(height, device=device, dtype=dtype) * 2 + 1) / height - 1
-    along_x = theta[:, :, 0, None, None] * xs  # (n, 2, 1, W)
-    along_y = theta[:, :, 1, None, None] * ys[:, None] + theta[:, :, 2, None, None]  # (n, 2, H, 1)
+    # (n, 2, 1, W) + (n, 2, H, 1): each grid coordinate is a*x + b*y + c.
+    along_x = theta[:, :, 0, None, None] * xs
+    along_y = theta[:, :, 1, None, None] * ys[:, None] + theta[:, :, 2, None, None]
     return (along_x + along_y).permute(0, 2, 3, 1)
 
 
