@@ -206,15 +206,14 @@ def tta_verifier(views, plain_decisions=None):
             super().__init__(*args, **kwargs)
             self.views = views
 
-        def forward(self, images):
+        def embed_float(self, x):
             if self.training:
-                return super().forward(images)
-            x = images.unsqueeze(1).to(torch.float32).div_(255.0)
+                return super().embed_float(x)
             # A fixed seed: a canvas gets the same views whichever call embeds it.
             generator = torch.Generator(device=x.device).manual_seed(0)
-            total = self.embed_float(x)
+            total = super().embed_float(x)
             for _ in range(self.views - 1):
-                total = total + self.embed_float(random_affine(x, generator=generator))
+                total = total + super().embed_float(random_affine(x, generator=generator))
             return F.normalize(total, dim=1) if self.normalize else total / self.views
 
     class OneViewWhileTraining(Callback):
