@@ -46,6 +46,7 @@ folds with ``skseg benchmark``.
     python bench/ablations.py ../shared/data/cedar --setting writer-pieces --fold 1
     python bench/ablations.py ../shared/data/cedar --setting elastic --elastic-amplitude 2
     python bench/ablations.py ../shared/data/cedar --setting tta --tta-views 8
+    python bench/ablations.py ../shared/data/cedar --setting writer-classes --class-weight 0.1
 """
 
 import argparse
@@ -68,11 +69,12 @@ from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _fold_metrics, cross_validate_writers
 from skseg.nn import SiameseModule, SiameseNet
-from skseg.nn.batching import PairBatches, pack_pieces
+from skseg.nn.batching import PairBatches, image_clusters, pack_pieces
+from skseg.nn.losses import ContrastiveLoss
 from skseg.nn.siamese import random_affine, random_affine_grid
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
-            "elastic", "tta")
+            "elastic", "tta", "writer-classes")
 
 
 class WeightAveraging(Callback):
@@ -242,6 +244,101 @@ def tta_verifier(views, plain_decisions=None):
     return TTAVerifier
 
 
+def writer_classes(dataset):
+    """Class per bank image of a PairDataset, and the number of classes: ``2 c`` for a
+    genuine image of writer ``c`` (a genuine-pair cluster), ``2 c + 1`` for a forgery
+    paired with that writer; -1 for images in none of the pairs."""
+    cluster = image_clusters(dataset.pairs, dataset.target, len(dataset.images))
+    used = np.unique(dataset.pairs)
+    writers, writer_of_used = np.unique(cluster[used], return_inverse=True)
+    genuine = np.zeros(len(dataset.images), dtype=bool)
+    genuine[dataset.pairs[dataset.target > 0.5].ravel()] = True
+    classes = np.full(len(dataset.images), -1, dtype=np.int64)
+    classes[used] = 2 * writer_of_used + ~genuine[used]
+    return classes, 2 * len(writers)
+
+
+class WriterClassBatches(PairBatches):
+    """Training batches that also carry each image's writer class (``y["image_class"]``)."""
+
+    def __init__(self, dataset, batch_size, **kwargs):
+        super().__init__(dataset, batch_size, **kwargs)
+        self.image_class = writer_classes(dataset)[0]
+
+    def plan_epoch(self):
+        self._plan_in_use = super().plan_epoch()
+        return self._plan_in_use
+
+    def __iter__(self):
+        # PairBatches.__iter__ plans the epoch before its first batch.
+        for i, (X, y) in enumerate(super().__iter__()):
+            images = self._plan_in_use[i][0]
+            y["image_class"] = torch.from_numpy(self.image_class[images]).to(X["images"].device)
+            yield X, y
+
+
+class WriterClassLoss(ContrastiveLoss):
+    """The contrastive pair loss, and a CosFace classification of images into their
+    writer classes against learned class vectors (set by :meth:`set_classes`)."""
+
+    def __init__(self, margin=1.0, pos_weight=1.0, neg_weight=1.0, embedding_dim=128,
+                 weight=0.1, scale=16.0, class_margin=0.2):
+        super().__init__(margin, pos_weight, neg_weight)
+        self.embedding_dim = embedding_dim
+        self.weight = weight
+        self.scale = scale
+        self.class_margin = class_margin
+        self.class_vectors = None
+
+    def set_classes(self, n_classes, device):
+        self.class_vectors = torch.nn.Parameter(
+            torch.randn(n_classes, self.embedding_dim, device=device))
+
+    def classification_loss(self, embeddings, image_class):
+        cos = F.normalize(embeddings, dim=1) @ F.normalize(self.class_vectors, dim=1).T
+        margin = self.class_margin * F.one_hot(image_class, len(self.class_vectors))
+        return self.weight * F.cross_entropy(self.scale * (cos - margin), image_class)
+
+
+def writer_classes_verifier(weight, scale, class_margin):
+    """A SiameseVerifier class (clone keeps it) trained with :class:`WriterClassLoss`."""
+
+    class WriterClassNet(SiameseNet):
+        def get_iterator(self, dataset, training=False):
+            if not training:  # validation pairs: the pair loss alone
+                return super().get_iterator(dataset, training)
+            return WriterClassBatches(dataset, self.batch_size, shuffle=True,
+                                      random_state=self.random_state,
+                                      implied_pairs=self.implied_pairs,
+                                      random_negatives=self.random_negatives)
+
+        def partial_fit(self, X, y=None, **fit_params):
+            # The classes are the training writers': known only now, so the
+            # optimizer is made again to take their vectors in.
+            self.criterion_.set_classes(writer_classes(X)[1], self.device)
+            self.initialize_optimizer()
+            return super().partial_fit(X, y, **fit_params)
+
+        def get_loss(self, y_pred, y_true, X=None, training=False):
+            loss = super().get_loss(y_pred, y_true, X, training)
+            if "image_class" in y_true:
+                loss = loss + self.criterion_.classification_loss(y_pred, y_true["image_class"])
+            return loss
+
+    class WriterClassVerifier(SiameseVerifier):
+        def _build_net(self, valid=None, seed=None, accelerator=None):
+            if accelerator is not None or self.loss != "contrastive":
+                raise ValueError("the writer-classes setting trains the contrastive loss, "
+                                 "without accelerate.")
+            kwargs = self._net_kwargs(valid, seed)
+            kwargs.update(criterion=WriterClassLoss, criterion__embedding_dim=self.embedding_dim,
+                          criterion__weight=weight, criterion__scale=scale,
+                          criterion__class_margin=class_margin)
+            return WriterClassNet(**kwargs)
+
+    return WriterClassVerifier
+
+
 def mirrored_training_writers(data, fold, n_splits):
     """The fold's training writers, every image mirrored left to right, as new writers."""
     items, writer, genuine = _items_of(data)
@@ -274,7 +371,8 @@ def ensemble_eers(scores):
 
 def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
         piece_size=16, elastic_amplitude=2.0, elastic_spacing=24.0, tta_views=8,
-        verifier_params=None, preprocessor=None):
+        class_weight=0.1, class_scale=16.0, class_margin=0.2, verifier_params=None,
+        preprocessor=None):
     """One setting on one fold, per seed (and their ensemble for several seeds)."""
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r}: choose one of {SETTINGS}.")
@@ -304,6 +402,12 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
             raise ValueError(f"tta_views={tta_views}: need at least the canvas itself.")
         plain = []
         verifier = tta_verifier(tta_views, plain)
+    elif setting == "writer-classes":
+        if class_weight < 0 or class_scale <= 0 or class_margin < 0:
+            raise ValueError(f"class_weight={class_weight}, class_scale={class_scale}, "
+                             f"class_margin={class_margin}: need a weight >= 0, a scale > 0 "
+                             "and a margin >= 0.")
+        verifier = writer_classes_verifier(class_weight, class_scale, class_margin)
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -341,6 +445,12 @@ def main(argv=None):
                         help="pixels between control points (elastic; default 24)")
     parser.add_argument("--tta-views", type=int, default=8,
                         help="views averaged per embedding, the canvas included (tta; default 8)")
+    parser.add_argument("--class-weight", type=float, default=0.1,
+                        help="weight of the writer-class term (writer-classes; default 0.1)")
+    parser.add_argument("--class-scale", type=float, default=16.0,
+                        help="cosine-softmax scale (writer-classes; default 16)")
+    parser.add_argument("--class-margin", type=float, default=0.2,
+                        help="cosine margin of the true class (writer-classes; default 0.2)")
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
@@ -354,7 +464,9 @@ def main(argv=None):
     out = run(data, args.setting, fold=args.fold, seeds=args.seeds, swa_start=args.swa_start,
               synthetic_writers=args.synthetic_writers, piece_size=args.piece_size,
               elastic_amplitude=args.elastic_amplitude, elastic_spacing=args.elastic_spacing,
-              tta_views=args.tta_views, verifier_params=params)
+              tta_views=args.tta_views, class_weight=args.class_weight,
+              class_scale=args.class_scale, class_margin=args.class_margin,
+              verifier_params=params)
     for r in out["runs"]:
         print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "
               f"skilled EER {100 * r['eer_skilled']:.1f} %, "

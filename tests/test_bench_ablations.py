@@ -181,6 +181,55 @@ def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     assert 0 <= run["eer_skilled"] <= 1 and 0 <= run["one_view"]["eer_skilled"] <= 1
 
 
+def test_writer_classes_of_a_pair_dataset(ablations):
+    from skseg.nn import PairDataset
+
+    # Writer A: images 0, 1 genuine, 2 a forgery of A; writer B: 3, 4 genuine,
+    # 5 a forgery of B; image 6 in no pair.
+    pairs = np.array([[0, 1], [0, 2], [3, 4], [4, 5], [1, 3]])
+    target = np.array([1, 0, 1, 0, 0], dtype=np.float32)
+    classes, n_classes = ablations.writer_classes(PairDataset(torch.zeros(7, 2, 2), pairs, target))
+    assert n_classes == 4 and classes[6] == -1
+    assert classes[0] == classes[1] == classes[2] - 1 and classes[0] % 2 == 0
+    assert classes[3] == classes[4] == classes[5] - 1 and classes[3] % 2 == 0
+    assert classes[0] != classes[3]
+
+
+def test_writer_classes_run_trains_class_vectors(ablations, data):
+    pairs, y, _ = make_pairs(data, random_state=0)
+    X = PREP.transform(pairs)
+    seen = []
+
+    class Spy(Callback):
+        def on_train_begin(self, net, **kwargs):
+            seen.append(net.criterion_.class_vectors.detach().clone())
+
+        def on_batch_end(self, net, batch=None, training=None, **kwargs):
+            if training:
+                seen.append(batch[1])
+
+    verifier = ablations.writer_classes_verifier(weight=1.0, scale=16.0, class_margin=0.2)
+    clf = verifier(random_state=0, callbacks=[Spy()], **TINY).fit(X, y)
+    vectors = clf.net_.criterion_.class_vectors
+    # Two classes per training writer (4 of 6 writers minus the validation writer).
+    assert vectors.shape[1] == 128 and vectors.shape[0] in (6, 8)
+    assert not torch.allclose(seen[0], vectors.detach())  # the optimizer trained them
+    trained = [p for group in clf.net_.optimizer_.param_groups for p in group["params"]]
+    assert any(p is vectors for p in trained)
+    for y_batch in seen[1:]:
+        # The labelled pairs agree with the classes: a genuine pair shares its
+        # writer's even class; a skilled forgery is the odd class next to it.
+        cls, first = y_batch["image_class"], y_batch["pairs"]
+        a, b = cls[first[:, 0]], cls[first[:, 1]]
+        genuine = y_batch["target"] > 0.5
+        assert torch.equal(a[genuine], b[genuine]) and bool((a[genuine] % 2 == 0).all())
+        skilled = ~genuine & (a // 2 == b // 2)
+        assert bool((a[skilled] != b[skilled]).all())
+    out = ablations.run(data, "writer-classes", n_splits=3, verifier_params=TINY,
+                        preprocessor=PREP)
+    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+
+
 def test_bad_settings_are_named(ablations, data):
     with pytest.raises(ValueError, match="setting='flip'"):
         ablations.run(data, "flip")
@@ -192,6 +241,11 @@ def test_bad_settings_are_named(ablations, data):
         ablations.run(data, "elastic", elastic_spacing=0)
     with pytest.raises(ValueError, match="tta_views=0"):
         ablations.run(data, "tta", tta_views=0)
+    with pytest.raises(ValueError, match="class_scale=0"):
+        ablations.run(data, "writer-classes", class_scale=0)
+    with pytest.raises(ValueError, match="trains the contrastive loss"):
+        ablations.run(data, "writer-classes", verifier_params={"loss": "bce", **TINY},
+                      preprocessor=PREP)
 
 
 @pytest.mark.parametrize("params, message", [("{margin: 1}", "--params is not JSON"),
