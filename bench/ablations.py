@@ -69,7 +69,7 @@ from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _fold_metrics, cross_validate_writers
 from skseg.nn import SiameseModule, SiameseNet
-from skseg.nn.batching import PairBatches, image_clusters, pack_pieces
+from skseg.nn.batching import PairBatches, pack_pieces
 from skseg.nn.losses import ContrastiveLoss
 from skseg.nn.siamese import random_affine, random_affine_grid
 
@@ -244,26 +244,21 @@ def tta_verifier(views, plain_decisions=None):
     return TTAVerifier
 
 
-def writer_classes(dataset):
-    """Class per bank image of a PairDataset, and the number of classes: ``2 c`` for a
-    genuine image of writer ``c`` (a genuine-pair cluster), ``2 c + 1`` for a forgery
-    paired with that writer; -1 for images in none of the pairs."""
-    cluster = image_clusters(dataset.pairs, dataset.target, len(dataset.images))
-    used = np.unique(dataset.pairs)
-    writers, writer_of_used = np.unique(cluster[used], return_inverse=True)
-    genuine = np.zeros(len(dataset.images), dtype=bool)
-    genuine[dataset.pairs[dataset.target > 0.5].ravel()] = True
-    classes = np.full(len(dataset.images), -1, dtype=np.int64)
-    classes[used] = 2 * writer_of_used + ~genuine[used]
-    return classes, 2 * len(writers)
-
-
 class WriterClassBatches(PairBatches):
-    """Training batches that also carry each image's writer class (``y["image_class"]``)."""
+    """Training batches that also carry each image's writer class (``y["image_class"]``).
+
+    Classes come from the clusters and genuine flags PairBatches already holds:
+    ``2 c`` for a genuine image of writer ``c`` (a genuine-pair cluster),
+    ``2 c + 1`` for a forgery paired with that writer, -1 for images in no pair.
+    """
 
     def __init__(self, dataset, batch_size, **kwargs):
         super().__init__(dataset, batch_size, **kwargs)
-        self.image_class = writer_classes(dataset)[0]
+        used = np.unique(dataset.pairs)
+        writers, writer_of_used = np.unique(self._cluster_of[used], return_inverse=True)
+        self.image_class = np.full(len(dataset.images), -1, dtype=np.int64)
+        self.image_class[used] = 2 * writer_of_used + ~self._genuine[used]
+        self.n_classes = 2 * len(writers)
 
     def plan_epoch(self):
         self._plan_in_use = super().plan_epoch()
@@ -315,7 +310,8 @@ def writer_classes_verifier(weight, scale, class_margin):
         def partial_fit(self, X, y=None, **fit_params):
             # The classes are the training writers': known only now, so the
             # optimizer is made again to take their vectors in.
-            self.criterion_.set_classes(writer_classes(X)[1], self.device)
+            n_classes = self.get_iterator(X, training=True).n_classes
+            self.criterion_.set_classes(n_classes, self.device)
             self.initialize_optimizer()
             return super().partial_fit(X, y, **fit_params)
 

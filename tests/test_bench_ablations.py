@@ -188,7 +188,8 @@ def test_writer_classes_of_a_pair_dataset(ablations):
     # 5 a forgery of B; image 6 in no pair.
     pairs = np.array([[0, 1], [0, 2], [3, 4], [4, 5], [1, 3]])
     target = np.array([1, 0, 1, 0, 0], dtype=np.float32)
-    classes, n_classes = ablations.writer_classes(PairDataset(torch.zeros(7, 2, 2), pairs, target))
+    batches = ablations.WriterClassBatches(PairDataset(torch.zeros(7, 2, 2), pairs, target), 4)
+    classes, n_classes = batches.image_class, batches.n_classes
     assert n_classes == 4 and classes[6] == -1
     assert classes[0] == classes[1] == classes[2] - 1 and classes[0] % 2 == 0
     assert classes[3] == classes[4] == classes[5] - 1 and classes[3] % 2 == 0
