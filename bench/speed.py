@@ -24,8 +24,12 @@ size, SigNet-style pairs (``make_pairs``), loss (``ContrastiveLoss``), optimizer
 5. The same training and memory measurements with ``micro_batch_size`` (default 16:
    batches embedded in checkpointed chunks), the verifier's memory-saving setting,
    so that both trade-offs are in one table.
-6. CPU training images/s of the ``compact`` backbone (forward + backward + AdamW step,
-   batches of the verifier's default size) and the environment (torch, threads, CPU model, cores).
+6. Training and inference images/s of the backbone alone (forward + backward + AdamW
+   step, batches of the verifier's default size gathered from the uint8 bank on the
+   device), with channels-last and PyTorch's default layout, and on a GPU in float32 and
+   under bf16 autocast; on a GPU also as a fraction of its dense bf16 peak (FLOPs per
+   image counted by ``torch.utils.flop_counter``), and GPU memory of ``fit``. Then the
+   environment (torch, threads, CPU model, cores, GPU).
 
 The naive rates are measured on at most ``--naive-pairs`` pairs (a rate, so it
 extrapolates; the output says when it did). Goals are printed as PASS/FAIL next to
@@ -77,9 +81,9 @@ NAIVE_BATCH = 32  # pairs per batch, as the notebooks do
 EMBEDDING_DIM = 128
 
 FULL = {"canvas": [155, 220], "writers": 20, "images_per_writer": 24,
-        "all_pairs_images": 200, "epochs": 1, "naive_pairs": 2048, "compact_steps": 10}
+        "all_pairs_images": 200, "epochs": 1, "naive_pairs": 2048}
 QUICK = {"canvas": [80, 120], "writers": 3, "images_per_writer": 6,
-         "all_pairs_images": 12, "epochs": 1, "naive_pairs": 64, "compact_steps": 2}
+         "all_pairs_images": 12, "epochs": 1, "naive_pairs": 64}
 
 
 # -- environment and data ------------------------------------------------------------
@@ -235,7 +239,7 @@ def naive_inference(paths, index, canvas, backbone="compact", device="cpu", work
 # -- skseg ------------------------------------------------------------------------------
 
 def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed=0,
-                augment=False, micro_batch_size=None):
+                augment=False, micro_batch_size=None, mixed_precision="auto"):
     """Time ``SiameseVerifier.fit`` on preprocessed canvases; count from its history.
 
     ``validation_fraction=0`` trains on every pair, as the naive epoch does; the fit
@@ -245,7 +249,7 @@ def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed
     """
     model = SiameseVerifier(backbone=backbone, max_epochs=epochs, validation_fraction=0.0,
                             device=device, random_state=seed, augment=augment,
-                            micro_batch_size=micro_batch_size)
+                            micro_batch_size=micro_batch_size, mixed_precision=mixed_precision)
     X = PairedCanvases(bank, index)
     start = time.perf_counter()
     model.fit(X, y)
@@ -263,7 +267,8 @@ def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed
             "epoch_seconds": loop, "pairs_per_forward": pairs / max(forwards, 1),
             "trained_pairs_per_forward": trained / max(forwards, 1),
             "augment": model.augment, "batch_size_images": model.batch_size,
-            "micro_batch_size": micro_batch_size}, model
+            "micro_batch_size": micro_batch_size,
+            "mixed_precision": model.net_.mixed_precision or "no"}, model
 
 
 def skseg_inference(model, paths, canvas):
@@ -310,35 +315,104 @@ def measure_preprocessing(paths, canvas, cores, threads=True):
             "speedup": runs["n_jobs=-1 processes"]["speedup"]}, outputs["n_jobs=1"]
 
 
-def compact_training_throughput(bank, steps, device="cpu", batch=None, seed=0):
-    """Training images/s of the compact backbone as skseg runs it (augmentation on,
-    batches of SiameseVerifier's default size)."""
+#: Dense bf16 tensor-core peaks in TFLOP/s, by a substring of torch's device name
+#: (NVIDIA's datasheets, without sparsity). ``--peak-tflops`` overrides.
+PEAK_BF16_TFLOPS = {"H100 PCIe": 756.0, "H100 NVL": 835.0, "H100": 989.4, "H200": 989.4,
+                    "A100": 312.0, "L40S": 362.0, "L4": 121.0, "A10": 125.0}
+
+
+def peak_tflops(device):
+    """The GPU's dense bf16 peak from :data:`PEAK_BF16_TFLOPS`, or None if unknown."""
+    if not device.startswith("cuda"):
+        return None
+    name = torch.cuda.get_device_name(torch.device(device))
+    for key, value in PEAK_BF16_TFLOPS.items():  # longer names first where they overlap
+        if key in name:
+            return value
+    return None
+
+
+def flops_per_image(module, shape, device):
+    """Forward and forward+backward FLOPs per canvas, counted by torch's FlopCounterMode."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    images = torch.zeros((2, *shape), dtype=torch.uint8, device=device)
+    counter = FlopCounterMode(display=False)
+    with counter:
+        module(images).sum().backward()
+    train = counter.get_total_flops() / 2
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        module(images)
+    return counter.get_total_flops() / 2, train
+
+
+def backbone_throughput(bank, steps, backbone="compact", device="cpu", batch=None, seed=0,
+                        mixed_precision=None, channels_last=True, peak=None):
+    """Training and inference images/s of one backbone as skseg runs it.
+
+    Training: forward (augmentation on) + backward + AdamW step on batches of the
+    verifier's default size gathered from the uint8 bank on the device. Inference:
+    ``SiameseNet.embed``'s way (no grad, same batch size). ``mixed_precision="bf16"``
+    runs the forwards under bf16 autocast, as ``SiameseVerifier`` does on a GPU.
+    With the GPU's ``peak`` bf16 TFLOP/s, each rate is also given as a fraction of it.
+    """
     batch = batch or SiameseVerifier().batch_size
     torch.manual_seed(seed)
-    module = SiameseModule("compact", EMBEDDING_DIM, augment=True).to(device).train()
+    module = SiameseModule(backbone, EMBEDDING_DIM, augment=True,
+                           channels_last=channels_last).to(device).train()
     optimizer = torch.optim.AdamW(module.parameters(), lr=1e-3)
     criterion = ContrastiveLoss()
     rng = np.random.default_rng(seed)
-    images = torch.from_numpy(bank).to(device)
+    images = torch.from_numpy(bank).to(device)  # the bank, resident as uint8
+    autocast = (torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+                if mixed_precision == "bf16" else nullcontext())
+    forward_flops, train_flops = flops_per_image(module, bank.shape[1:], device)
 
-    def step():
-        pick = torch.from_numpy(rng.integers(0, len(bank), batch)).to(device)
-        e = module(images.index_select(0, pick))
+    def pick():
+        chosen = torch.from_numpy(rng.integers(0, len(bank), batch)).to(device)
+        return images.index_select(0, chosen)
+
+    def train_step():
+        with autocast:
+            e = module(pick())
         target = torch.from_numpy(rng.integers(0, 2, batch // 2).astype(np.float32)).to(device)
         loss = criterion(module.pair_distance(e[0::2], e[1::2]), target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
 
-    step()  # first call: kernel selection, allocations
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    seconds = time.perf_counter() - start
-    return {"images": steps * batch, "seconds": seconds, "batch": batch,
-            "images_per_s": steps * batch / seconds, "device": device}
+    def inference_step():
+        with torch.inference_mode(), autocast:
+            module(pick())
+
+    rates = {}
+    for name, step in (("train", train_step), ("inference", inference_step)):
+        module.train(name == "train")
+        step()  # first call: kernel selection, allocations
+        synchronize(device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        synchronize(device)
+        rates[name] = steps * batch / (time.perf_counter() - start)
+    result = {"backbone": backbone, "device": device, "batch": batch, "steps": steps,
+              "mixed_precision": mixed_precision or "no", "channels_last": channels_last,
+              "train_images_per_s": rates["train"], "inference_images_per_s": rates["inference"],
+              "forward_gflops_per_image": forward_flops / 1e9,
+              "train_gflops_per_image": train_flops / 1e9, "peak_bf16_tflops": peak}
+    if peak:
+        result["train_fraction_of_peak"] = train_flops * rates["train"] / (peak * 1e12)
+        result["inference_fraction_of_peak"] = forward_flops * rates["inference"] / (peak * 1e12)
+    return result
+
+
+def throughput_variants(bank, steps, backbone, device, peak=None):
+    """:func:`backbone_throughput` in each layout, and on a GPU in each precision, so
+    that the table shows where channels-last and bf16 help."""
+    precisions = [None, "bf16"] if device.startswith("cuda") else [None]
+    return [backbone_throughput(bank, steps, backbone, device, mixed_precision=precision,
+                                channels_last=layout, peak=peak)
+            for precision in precisions for layout in (True, False)]
 
 
 def warm_up(bank, paths, index, y, canvas, backbone="compact", device="cpu"):
@@ -523,11 +597,33 @@ def print_report(r):
         notes.append(f"micro_batch_size={size}: fit {tm['seconds']:.2f}s "
                      f"({tm['seconds'] / ts['seconds']:.2f}x the default's), peak "
                      f"{mm['peak_rss'] * mb:.1f} MB against {m['peak_rss'] * mb:.1f} MB")
-    c = r["compact_training"]
-    notes.append(f"compact backbone, CPU training: {c['images_per_s']:.1f} images/s "
-                 f"(batches of {c['batch']}, {c['images']} images)")
+    notes.append(f"skseg fit precision: {ts['mixed_precision']}")
+    if "cuda_max_allocated" in m:
+        notes.append(f"GPU memory of fit: peak allocated {m['cuda_max_allocated'] * mb:.1f} MB")
     for note in notes:
         print("- " + note)
+    print_throughput(r["throughput"])
+
+
+def print_throughput(rows):
+    """The backbone-alone table: images/s per layout and precision (and share of peak)."""
+    first = rows[0]
+    print(f"\n{first['backbone']} backbone alone on {first['device']}, batches of "
+          f"{first['batch']}: {first['forward_gflops_per_image']:.3f} GFLOP per image forward, "
+          f"{first['train_gflops_per_image']:.3f} forward + backward")
+    peak = first.get("peak_bf16_tflops")
+    print(f"{'precision':<11}{'layout':<16}{'train img/s':>13}{'infer img/s':>13}"
+          + (f"{'train % peak':>14}{'infer % peak':>14}" if peak else ""))
+    for row in rows:
+        line = (f"{row['mixed_precision']:<11}"
+                f"{'channels-last' if row['channels_last'] else 'contiguous':<16}"
+                f"{row['train_images_per_s']:>13.1f}{row['inference_images_per_s']:>13.1f}")
+        if peak:
+            line += (f"{100 * row['train_fraction_of_peak']:>13.2f}%"
+                     f"{100 * row['inference_fraction_of_peak']:>13.2f}%")
+        print(line)
+    if peak:
+        print(f"(% of the GPU's dense bf16 peak, {peak:g} TFLOP/s)")
 
 
 # -- main -------------------------------------------------------------------------------
@@ -556,6 +652,14 @@ def parse_args(argv):
                         help="also measure training and memory with this micro_batch_size "
                         "(0: skip)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    parser.add_argument("--mixed-precision", choices=["auto", "bf16", "no"], default="auto",
+                        help="SiameseVerifier's mixed_precision for the fits (auto: bf16 on "
+                        "a CUDA GPU, float32 elsewhere)")
+    parser.add_argument("--throughput-steps", type=int,
+                        help="timed steps of the backbone-alone measurement (default 10, "
+                        "100 on a GPU)")
+    parser.add_argument("--peak-tflops", type=float,
+                        help="the GPU's dense bf16 peak in TFLOP/s (default: known GPUs)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
     parser.add_argument("--_memory-child", dest="memory_child", help=argparse.SUPPRESS)
@@ -594,7 +698,8 @@ def main(argv=None):
         prep, bank = measure_preprocessing(paths, canvas, cores)
         warm_up(bank, paths, index, y, canvas, args.backbone, device)
         sk_train, model = skseg_train(bank, index, y, args.backbone, device, args.epochs,
-                                      augment=args.augment)
+                                      augment=args.augment,
+                                      mixed_precision=args.mixed_precision)
         naive = naive_train(paths, index, y, canvas, args.backbone, device, args.epochs,
                             args.naive_pairs, args.naive_workers)
 
@@ -609,7 +714,10 @@ def main(argv=None):
         naive_inf = naive_inference(paths[chosen], all_pairs, canvas, args.backbone, device,
                                     args.naive_workers)
 
-        compact = compact_training_throughput(bank, args.compact_steps)
+        steps = args.throughput_steps or (2 if args.quick else
+                                          100 if device.startswith("cuda") else 10)
+        throughput = throughput_variants(bank, steps, args.backbone, device,
+                                         args.peak_tflops or peak_tflops(device))
         memory = measure_fit_memory(bank, index, y, workdir, args.backbone, device, cores)
         saving = None
         if args.micro_batch_size:  # the memory-saving setting, measured the same ways
@@ -617,7 +725,8 @@ def main(argv=None):
                 "micro_batch_size": args.micro_batch_size,
                 "training": skseg_train(bank, index, y, args.backbone, device, args.epochs,
                                         augment=args.augment,
-                                        micro_batch_size=args.micro_batch_size)[0],
+                                        micro_batch_size=args.micro_batch_size,
+                                        mixed_precision=args.mixed_precision)[0],
                 "memory": measure_fit_memory(bank, index, y, workdir, args.backbone, device,
                                              cores, args.micro_batch_size),
             }
@@ -634,7 +743,7 @@ def main(argv=None):
         "preprocessing": prep,
         "memory": memory,
         "micro_batch": saving,
-        "compact_training": compact,
+        "throughput": throughput,
     }
     result["goals"] = {
         "training": verdict("training", result["training"]["ratio"]),

@@ -59,7 +59,7 @@ def _verifier(args, **overrides):
     from .verifier import SiameseVerifier
 
     params = {"random_state": args.seed, "device": args.device}
-    for name in ("backbone", "loss", "margin", "size_weight", "max_epochs"):
+    for name in ("backbone", "loss", "margin", "size_weight", "max_epochs", "mixed_precision"):
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
@@ -229,6 +229,9 @@ def _add_training_options(parser, epochs_default=None):
     parser.add_argument("--epochs", dest="max_epochs", type=int, default=epochs_default,
                         help="training epochs (default: the verifier's default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    parser.add_argument("--mixed-precision", choices=["auto", "bf16", "no"], default=None,
+                        help="precision of the network's forward passes (default: auto, "
+                        "bf16 on a CUDA GPU, float32 elsewhere)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 

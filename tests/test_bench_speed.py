@@ -69,9 +69,26 @@ def test_training_counts(speed, tiny):
     assert naive_inf["pairs"] == 7 and naive_inf["forwards"] == 14
 
 
-def test_compact_throughput(speed, tiny):
-    result = speed.compact_training_throughput(tiny["bank"], steps=1, batch=4)
-    assert result["images"] == 4 and result["images_per_s"] > 0
+def test_backbone_throughput(speed, tiny):
+    result = speed.backbone_throughput(tiny["bank"], steps=1, batch=4, peak=100.0)
+    assert result["train_images_per_s"] > 0 and result["inference_images_per_s"] > 0
+    # FLOPs counted by torch: forward + backward is about 3x the forward.
+    forward, train = result["forward_gflops_per_image"], result["train_gflops_per_image"]
+    assert 0 < forward and 2 * forward < train < 4 * forward
+    assert result["train_fraction_of_peak"] == pytest.approx(
+        train * 1e9 * result["train_images_per_s"] / 100e12)
+    rows = speed.throughput_variants(tiny["bank"], 1, "compact", "cpu")
+    # On the CPU: float32 only, in both layouts.
+    assert [(r["mixed_precision"], r["channels_last"]) for r in rows] == [("no", True),
+                                                                         ("no", False)]
+    assert speed.peak_tflops("cpu") is None
+
+
+def test_bf16_throughput_runs_on_the_cpu(speed, tiny):
+    result = speed.backbone_throughput(tiny["bank"], steps=1, batch=4, mixed_precision="bf16",
+                                       channels_last=False)
+    assert result["mixed_precision"] == "bf16" and not result["channels_last"]
+    assert result["train_images_per_s"] > 0
 
 
 @pytest.mark.parametrize("micro_batch_size", [None, 2])

@@ -189,3 +189,15 @@ def test_fit_on_two_corpora(signature_folder, tmp_path, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if "training pairs" in line]
     assert [line.split(":")[0] for line in lines] == [str(signature_folder), str(extra)]
     assert path.exists()
+
+
+def test_mixed_precision_reaches_the_verifier(signature_folder, tmp_path, capsys):
+    from skseg.io import load
+
+    path = tmp_path / "model.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1",
+                 "--mixed-precision", "no"]) == 0
+    assert load(path).get_params()["clf__mixed_precision"] == "no"
+    with pytest.raises(SystemExit):
+        main(["fit", str(signature_folder), "-o", str(path), "--mixed-precision", "fp16"])
+    assert "invalid choice: 'fp16'" in capsys.readouterr().err

@@ -88,12 +88,21 @@ class SiameseNet(NeuralNet):
     """
 
     def __init__(self, *args, random_state=None, implied_pairs=False, random_negatives=0.0,
-                 micro_batch_size=None, **kwargs):
+                 micro_batch_size=None, mixed_precision=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.random_state = random_state
         self.implied_pairs = implied_pairs
         self.random_negatives = random_negatives
         self.micro_batch_size = micro_batch_size
+        self.mixed_precision = mixed_precision
+
+    def _autocast(self):
+        """The forward passes' precision context: bfloat16 autocast, or nothing."""
+        if self.mixed_precision is None:
+            return nullcontext()
+        if self.mixed_precision != "bf16":
+            raise ValueError(f"mixed_precision={self.mixed_precision!r}: expected None or 'bf16'.")
+        return torch.autocast(torch.device(self.device or "cpu").type, dtype=torch.bfloat16)
 
     def get_default_callbacks(self):
         return [*super().get_default_callbacks(), ("pair_usage", PairUsage())]
@@ -111,6 +120,10 @@ class SiameseNet(NeuralNet):
         return 1, 0
 
     def infer(self, x, **fit_params):
+        with self._autocast():
+            return self._infer(x, **fit_params)
+
+    def _infer(self, x, **fit_params):
         chunk = self.micro_batch_size
         images = x.get("images") if isinstance(x, dict) else None
         if not chunk or images is None or len(images) <= chunk or fit_params:
@@ -148,7 +161,7 @@ class SiameseNet(NeuralNet):
         batch_size = batch_size or self.micro_batch_size or self.batch_size
         self.module_.eval()
         chunks = []
-        with torch.inference_mode():
+        with torch.inference_mode(), self._autocast():
             for start in range(0, len(images), batch_size):
                 chunk = torch.as_tensor(images[start : start + batch_size]).to(self.device)
                 chunks.append(self.module_(chunk))
