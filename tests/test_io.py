@@ -18,7 +18,9 @@ from .conftest import CANVAS
 def test_verifier_round_trip(tmp_path, fitted_verifier, signature_pairs):
     X = signature_pairs["X_test"]
     fitted_verifier.save(tmp_path / "m.safetensors")
-    loaded = skseg.load(tmp_path / "m.safetensors")
+    # On the device it was fitted on (the CPU, unless a GPU is here): bit for bit.
+    # GPU to CPU: tests/test_precision_and_device.py.
+    loaded = skseg.load(tmp_path / "m.safetensors", device=fitted_verifier.device_)
     assert isinstance(loaded, SiameseVerifier)
     np.testing.assert_array_equal(loaded.decision_function(X), fitted_verifier.decision_function(X))
     np.testing.assert_array_equal(loaded.predict_proba(X), fitted_verifier.predict_proba(X))
@@ -34,7 +36,7 @@ def test_pipeline_round_trip_with_string_labels(tmp_path, signature_pairs):
     pipe = Pipeline([("prep", SignaturePreprocessor(canvas_size=CANVAS)),
                      ("clf", SiameseVerifier(max_epochs=1, random_state=0))]).fit(pairs, y)
     skseg.save(pipe, tmp_path / "p.safetensors")
-    loaded = skseg.load(tmp_path / "p.safetensors")
+    loaded = skseg.load(tmp_path / "p.safetensors", device=pipe[-1].device_)
     assert isinstance(loaded, Pipeline)
     assert loaded.named_steps["prep"].canvas_size == CANVAS
     np.testing.assert_array_equal(loaded.predict(pairs), pipe.predict(pairs))

@@ -5,6 +5,7 @@ import warnings
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.base import clone
 from sklearn.model_selection import (
     FixedThresholdClassifier,
@@ -107,12 +108,14 @@ def test_joblib_round_trip(tmp_path, raw):
     np.testing.assert_array_equal(loaded.predict_proba(pairs), pipe.predict_proba(pairs))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(),
+                    reason="skorch keeps CUDA models on CUDA where there is one; a real GPU "
+                    "fit is loaded on the CPU in tests/test_precision_and_device.py")
 def test_model_saved_as_cuda_loads_on_the_cpu(tmp_path, fitted_verifier, signature_pairs):
     """skorch maps CUDA tensors to the CPU on load; the verifier then predicts there.
 
     The weights here live on the CPU and only the recorded device says CUDA, the
-    way a GPU-trained model looks to a machine without one. (A real GPU fit is
-    checked on the device machine; see the docs.)
+    way a GPU-trained model looks to a machine without one.
     """
     clf = clone(fitted_verifier).fit(signature_pairs["X_train"], signature_pairs["y_train"])
     expected = clf.decision_function(signature_pairs["X_test"])
