@@ -239,7 +239,7 @@ def naive_inference(paths, index, canvas, backbone="compact", device="cpu", work
 # -- skseg ------------------------------------------------------------------------------
 
 def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed=0,
-                augment=False, micro_batch_size=None, mixed_precision="auto"):
+                augment=False, micro_batch_size=None, mixed_precision="no"):
     """Time ``SiameseVerifier.fit`` on preprocessed canvases; count from its history.
 
     ``validation_fraction=0`` trains on every pair, as the naive epoch does; the fit
@@ -652,9 +652,8 @@ def parse_args(argv):
                         help="also measure training and memory with this micro_batch_size "
                         "(0: skip)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda")
-    parser.add_argument("--mixed-precision", choices=["auto", "bf16", "no"], default="auto",
-                        help="SiameseVerifier's mixed_precision for the fits (auto: bf16 on "
-                        "a CUDA GPU, float32 elsewhere)")
+    parser.add_argument("--mixed-precision", choices=["no", "bf16"], default="no",
+                        help="SiameseVerifier's mixed_precision for the skseg fits")
     parser.add_argument("--throughput-steps", type=int,
                         help="timed steps of the backbone-alone measurement (default 10, "
                         "100 on a GPU)")

@@ -229,9 +229,9 @@ def _add_training_options(parser, epochs_default=None):
     parser.add_argument("--epochs", dest="max_epochs", type=int, default=epochs_default,
                         help="training epochs (default: the verifier's default)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    parser.add_argument("--mixed-precision", choices=["auto", "bf16", "no"], default=None,
-                        help="precision of the network's forward passes (default: auto, "
-                        "bf16 on a CUDA GPU, float32 elsewhere)")
+    parser.add_argument("--mixed-precision", choices=["no", "bf16"], default=None,
+                        help="bf16: the network's forward passes under bfloat16 autocast "
+                        "(default: no, float32)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
 
 

@@ -214,7 +214,7 @@ def test_the_weight_is_saved_and_loaded(sized_pairs, tmp_path):
     X = _with_sizes(X, y, informative=True)
     model = SiameseVerifier(max_epochs=1, random_state=0, size_weight=0.25).fit(X, y)
     skseg.save(model, tmp_path / "m.safetensors")
-    loaded = skseg.load(tmp_path / "m.safetensors")
+    loaded = skseg.load(tmp_path / "m.safetensors", device=model.device_)
     assert loaded.size_weight_ == 0.25
     np.testing.assert_allclose(loaded.decision_function(X[:20]), model.decision_function(X[:20]),
                                rtol=1e-5, atol=1e-6)
