@@ -406,12 +406,12 @@ def backbone_throughput(bank, steps, backbone="compact", device="cpu", batch=Non
     return result
 
 
-def throughput_variants(bank, steps, backbone, device, peak=None):
+def throughput_variants(bank, steps, backbone, device, peak=None, batch=None):
     """:func:`backbone_throughput` in each layout, and on a GPU in each precision, so
     that the table shows where channels-last and bf16 help."""
     precisions = [None, "bf16"] if device.startswith("cuda") else [None]
-    return [backbone_throughput(bank, steps, backbone, device, mixed_precision=precision,
-                                channels_last=layout, peak=peak)
+    return [backbone_throughput(bank, steps, backbone, device, batch=batch,
+                                mixed_precision=precision, channels_last=layout, peak=peak)
             for precision in precisions for layout in (True, False)]
 
 
@@ -657,6 +657,9 @@ def parse_args(argv):
     parser.add_argument("--throughput-steps", type=int,
                         help="timed steps of the backbone-alone measurement (default 10, "
                         "100 on a GPU)")
+    parser.add_argument("--throughput-batch", type=int,
+                        help="batch of the backbone-alone measurement (default: the "
+                        "verifier's batch_size, 128)")
     parser.add_argument("--peak-tflops", type=float,
                         help="the GPU's dense bf16 peak in TFLOP/s (default: known GPUs)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
@@ -716,7 +719,8 @@ def main(argv=None):
         steps = args.throughput_steps or (2 if args.quick else
                                           100 if device.startswith("cuda") else 10)
         throughput = throughput_variants(bank, steps, args.backbone, device,
-                                         args.peak_tflops or peak_tflops(device))
+                                         args.peak_tflops or peak_tflops(device),
+                                         args.throughput_batch)
         memory = measure_fit_memory(bank, index, y, workdir, args.backbone, device, cores)
         saving = None
         if args.micro_batch_size:  # the memory-saving setting, measured the same ways

@@ -94,7 +94,7 @@ def save(model, path):
     ...                       SiameseVerifier(max_epochs=1, random_state=0)).fit(pairs, y)
     >>> path = os.path.join(tempfile.mkdtemp(), "verifier.safetensors")
     >>> skseg.save(model, path)
-    >>> loaded = skseg.load(path)
+    >>> loaded = skseg.load(path, device="auto")  # where it was fitted: a GPU if any
     >>> bool((loaded.decision_function(pairs) == model.decision_function(pairs)).all())
     True
     """

@@ -174,7 +174,9 @@ def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     averaged_decision = recorder.decision_function(X)
     np.testing.assert_allclose(plain_decisions[0], one.decision_function(X) - one.threshold_
                                + recorder.threshold_, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(averaged_decision, four.decision_function(X), rtol=1e-6)
+    # (rtol 1e-6 on a CPU; a GPU picks convolution kernels by batch size: 6e-5 there)
+    np.testing.assert_allclose(averaged_decision, four.decision_function(X), rtol=1e-4,
+                               atol=1e-7)
     out = ablations.run(data, "tta", n_splits=3, tta_views=2, verifier_params=TINY,
                         preprocessor=PREP)
     run = out["runs"][0]

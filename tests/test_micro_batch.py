@@ -61,8 +61,10 @@ def test_inference_in_chunks_gives_the_same_decisions(signature_pairs):
     clf = _fit(signature_pairs)
     chunked = clf.decision_function(signature_pairs["X_test"])
     clf.net_.micro_batch_size = None
+    # Equal to float rounding; a GPU picks convolution kernels by batch size, so the
+    # chunks' rounding differs more there (6e-6 on an H100).
     np.testing.assert_allclose(clf.decision_function(signature_pairs["X_test"]), chunked,
-                               rtol=1e-5, atol=1e-6)
+                               rtol=1e-5, atol=2e-5)
 
 
 @pytest.mark.parametrize(
