@@ -103,7 +103,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         Precision of the network's forward passes. ``"bf16"``: under
         ``torch.autocast`` with bfloat16 (weights, embeddings, distances and
         the loss stay float32), on any device. Measured on an H100 with SigNet
-        in batches of 128: the backbone alone trains 1.16x and embeds 1.28x
+        in batches of 128: the backbone alone trains 1.16x and embeds 1.31x
         faster, but a CEDAR fit, bound by kernel launches at that size, took
         5.1 s per fold against 4.2 s in float32 (see the performance page of
         the docs); it pays with larger batches or backbones. A CPU without
