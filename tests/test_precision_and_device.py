@@ -76,6 +76,16 @@ def test_bad_precision_settings_are_named(signature_pairs, params, match):
         _fit(signature_pairs, **params)
 
 
+def test_the_net_names_a_precision_it_does_not_know(fitted_verifier):
+    net = fitted_verifier.net_
+    net.mixed_precision = "fp16"
+    try:
+        with pytest.raises(ValueError, match="mixed_precision='fp16': expected None or 'bf16'"):
+            net.embed(np.zeros((1, *fitted_verifier.canvas_shape_), dtype=np.uint8))
+    finally:
+        net.mixed_precision = None
+
+
 def test_safe_format_keeps_the_precision_setting(tmp_path, signature_pairs):
     model = _fit(signature_pairs, mixed_precision="bf16", device="cpu")
     skseg.save(model, tmp_path / "m.safetensors")

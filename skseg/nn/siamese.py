@@ -102,7 +102,8 @@ class SiameseModule(nn.Module):
         backbone_cls = BACKBONES[backbone] if isinstance(backbone, str) else backbone
         self.backbone = backbone_cls(embedding_dim=embedding_dim, **(backbone_kwargs or {}))
         # Channels-last weights and inputs: CompactNet trains 10-25% faster on a
-        # 2-core AVX2 CPU than in the default layout, inputs alone gain half of it.
+        # 2-core AVX2 CPU than in the default layout, inputs alone gain half of it;
+        # SigNet ran 1.08x to 1.57x faster on an H100 (docs, performance page).
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
         self.backbone.to(memory_format=self.memory_format)
         self.distance = distance
