@@ -52,6 +52,7 @@ folds with ``skseg benchmark``.
 import argparse
 import json
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -144,12 +145,7 @@ def writer_pieces_verifier(piece_size):
     """A SiameseVerifier class (clone keeps it) whose net trains on writers' pieces."""
 
     class WriterPiecesNet(SiameseNet):
-        def get_iterator(self, dataset, training=False):
-            if not training:
-                return super().get_iterator(dataset, training)
-            return WriterPieces(dataset, self.batch_size, piece_size, shuffle=True,
-                                random_state=self.random_state, implied_pairs=self.implied_pairs,
-                                random_negatives=self.random_negatives)
+        training_batches = partial(WriterPieces, piece_size=piece_size)
 
     class WriterPiecesVerifier(SiameseVerifier):
         def _build_net(self, valid=None, seed=None, accelerator=None):
@@ -299,13 +295,7 @@ def writer_classes_verifier(weight, scale, class_margin):
     """A SiameseVerifier class (clone keeps it) trained with :class:`WriterClassLoss`."""
 
     class WriterClassNet(SiameseNet):
-        def get_iterator(self, dataset, training=False):
-            if not training:  # validation pairs: the pair loss alone
-                return super().get_iterator(dataset, training)
-            return WriterClassBatches(dataset, self.batch_size, shuffle=True,
-                                      random_state=self.random_state,
-                                      implied_pairs=self.implied_pairs,
-                                      random_negatives=self.random_negatives)
+        training_batches = WriterClassBatches  # validation pairs: the pair loss alone
 
         def partial_fit(self, X, y=None, **fit_params):
             # The classes are the training writers': known only now, so the

@@ -69,6 +69,7 @@ from torch.utils.data import DataLoader, Dataset
 from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import load_signatures, make_pairs, make_synthetic_signatures
 from skseg.nn import BACKBONES, ContrastiveLoss
+from skseg.nn.net import forward_precision
 from skseg.nn.siamese import SiameseModule
 
 GOALS = {  # measured ratio, comparison, target
@@ -353,7 +354,8 @@ def backbone_throughput(bank, steps, backbone="compact", device="cpu", batch=Non
     Training: forward (augmentation on) + backward + AdamW step on batches of the
     verifier's default size gathered from the uint8 bank on the device. Inference:
     ``SiameseNet.embed``'s way (no grad, same batch size). ``mixed_precision="bf16"``
-    runs the forwards under bf16 autocast, as ``SiameseVerifier`` does on a GPU.
+    runs the forwards under bf16 autocast, as ``SiameseVerifier(mixed_precision="bf16")``
+    does.
     With the GPU's ``peak`` bf16 TFLOP/s, each rate is also given as a fraction of it.
     """
     batch = batch or SiameseVerifier().batch_size
@@ -364,8 +366,7 @@ def backbone_throughput(bank, steps, backbone="compact", device="cpu", batch=Non
     criterion = ContrastiveLoss()
     rng = np.random.default_rng(seed)
     images = torch.from_numpy(bank).to(device)  # the bank, resident as uint8
-    autocast = (torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
-                if mixed_precision == "bf16" else nullcontext())
+    autocast = forward_precision(mixed_precision, device)
     forward_flops, train_flops = flops_per_image(module, bank.shape[1:], device)
 
     def pick():

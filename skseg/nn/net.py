@@ -19,6 +19,16 @@ from torch.utils.checkpoint import checkpoint
 from .batching import PairBatches
 
 
+def forward_precision(mixed_precision, device):
+    """The context of forward passes on ``device``: bfloat16 autocast for
+    ``mixed_precision="bf16"``, nothing for None."""
+    if mixed_precision is None:
+        return nullcontext()
+    if mixed_precision != "bf16":
+        raise ValueError(f"mixed_precision={mixed_precision!r}: expected None or 'bf16'.")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
 def _rows(embeddings, index):
     """``embeddings[index]`` as a one-hot matrix product.
 
@@ -97,19 +107,19 @@ class SiameseNet(NeuralNet):
         self.mixed_precision = mixed_precision
 
     def _autocast(self):
-        """The forward passes' precision context: bfloat16 autocast, or nothing."""
-        if self.mixed_precision is None:
-            return nullcontext()
-        if self.mixed_precision != "bf16":
-            raise ValueError(f"mixed_precision={self.mixed_precision!r}: expected None or 'bf16'.")
-        return torch.autocast(torch.device(self.device or "cpu").type, dtype=torch.bfloat16)
+        return forward_precision(self.mixed_precision, self.device or "cpu")
 
     def get_default_callbacks(self):
         return [*super().get_default_callbacks(), ("pair_usage", PairUsage())]
 
+    #: The batches of training epochs: :class:`PairBatches`, or a subclass (or a
+    #: partial of one) taking the same arguments, e.g. to batch or label differently.
+    training_batches = PairBatches
+
     def get_iterator(self, dataset, training=False):
         num_shards, shard = self._shards(training)
-        return PairBatches(
+        batches = self.training_batches if training else PairBatches
+        return batches(
             dataset, self.batch_size, shuffle=training, random_state=self.random_state,
             implied_pairs=self.implied_pairs, random_negatives=self.random_negatives,
             num_shards=num_shards, shard=shard,
