@@ -192,12 +192,12 @@ def cmd_benchmark(args):
         preprocessor=SignaturePreprocessor(n_jobs=-1), n_splits=args.folds,
         random_state=args.seed, progress=True, folds=args.only_folds, extra_training=extra,
     )
-    print(f"\n{'metric':<18}" + "".join(f"fold {f['fold']:<4}" for f in result["folds"])
+    print(f"\n{'metric':<20}" + "".join(f"fold {f['fold']:<4}" for f in result["folds"])
           + "   mean +- std")
     for name in METRICS:
         cells = "".join(f"{f[name]:<9.4f}" for f in result["folds"])
         s = result["summary"][name]
-        print(f"{name:<18}{cells}   {s['mean']:.4f} +- {s['std']:.4f}")
+        print(f"{name:<20}{cells}   {s['mean']:.4f} +- {s['std']:.4f}")
     env = result["environment"]
     print(f"device {env['device']} ({env['device_name']}), torch {env['torch']}")
     for path in write_report(result, args.output):

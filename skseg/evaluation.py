@@ -24,14 +24,18 @@ from . import __version__
 from ._pairs import PairedCanvases
 from .datasets import make_pairs
 from .datasets._pairs import _items_of
-from .metrics import equal_error_rate, far_frr
+from .metrics import equal_error_rate, far_frr, writer_equal_error_rates
 from .preprocessing import SignaturePreprocessor
 from .verifier import SiameseVerifier
 
-#: Figures reported per fold and summarised as mean and standard deviation.
+#: Figures reported per fold and summarised as mean and standard deviation. The
+#: ``eer_*_writer`` figures are the mean of each test writer's own EER (a threshold
+#: per writer, as many papers report); the others hold for one threshold for all.
 METRICS = (
     "eer_skilled",
     "eer_random",
+    "eer_skilled_writer",
+    "eer_random_writer",
     "auc_skilled",
     "accuracy_skilled",
     "far_skilled",
@@ -161,7 +165,7 @@ def cross_validate_writers(
         train_pairs, y_train, _ = _pairs_of(
             positions[train], writer[train], genuine[train], random_state=random_state + k
         )
-        test_pairs, y_test, _, kind = _pairs_of(
+        test_pairs, y_test, claimed_writer, kind = _pairs_of(
             positions[test], writer[test], genuine[test],
             n_forgeries_per_genuine_pair=_ALL_PAIRS,
             random_forgeries=random_forgeries_per_genuine_pair,
@@ -183,10 +187,11 @@ def cross_validate_writers(
             "threshold": float(fold_verifier.threshold_),
             "validation_eer": float(fold_verifier.validation_eer_),
             "size_weight": float(fold_verifier.size_weight_),
-            **_fold_metrics(y_test, kind, decision),
+            **_fold_metrics(y_test, kind, decision, claimed_writer),
             "train_seconds": train_seconds,
         })
-        scores.append({"y": y_test, "kind": kind, "decision": decision})
+        scores.append({"y": y_test, "kind": kind, "decision": decision,
+                       "writer": claimed_writer})
         device = fold_verifier.device_
 
     summary = {
@@ -229,13 +234,16 @@ def _extra_corpus(extra_training, items):
     return Bunch(images=extra_items, writer=writer, genuine=genuine)
 
 
-def _fold_metrics(y, kind, decision):
+def _fold_metrics(y, kind, decision, writer=None):
+    """The figures of one fold's test pairs; with each pair's claimed ``writer``, also
+    the mean of the writers' own EERs (``eer_*_writer``, a threshold per writer)."""
     skilled = kind != "random"
     random = kind != "skilled"
+    has_random = (kind == "random").any()
     far_s, frr = far_frr(y[skilled], decision[skilled], 0.0)
-    far_r, _ = far_frr(y[random], decision[random], 0.0) if (kind == "random").any() else (np.nan, 0)
-    eer_r = equal_error_rate(y[random], decision[random])[0] if (kind == "random").any() else np.nan
-    return {
+    far_r, _ = far_frr(y[random], decision[random], 0.0) if has_random else (np.nan, 0)
+    eer_r = equal_error_rate(y[random], decision[random])[0] if has_random else np.nan
+    metrics = {
         "eer_skilled": equal_error_rate(y[skilled], decision[skilled])[0],
         "eer_random": eer_r,
         "auc_skilled": float(roc_auc_score(y[skilled], decision[skilled])),
@@ -244,6 +252,15 @@ def _fold_metrics(y, kind, decision):
         "far_random": far_r,
         "frr": frr,
     }
+    if writer is not None:
+        def mean_writer_eer(rows):
+            eers = list(writer_equal_error_rates(y[rows], decision[rows], writer[rows]).values())
+            # A writer with no forgery of this kind has no EER; the others still count.
+            return float(np.nanmean(eers)) if not np.isnan(eers).all() else np.nan
+
+        metrics["eer_skilled_writer"] = mean_writer_eer(skilled)
+        metrics["eer_random_writer"] = mean_writer_eer(random) if has_random else np.nan
+    return metrics
 
 
 def _environment(device):

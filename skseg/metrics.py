@@ -7,7 +7,10 @@ signature is the claimed writer's own). Two errors matter:
 - FRR, false rejection rate: the fraction of genuine pairs rejected.
 
 Moving the threshold trades one for the other; the equal error rate (EER) is
-where they meet, the field's usual single-number summary.
+where they meet, the field's usual single-number summary. With one threshold
+for everybody (what a writer-independent verifier uses) it is
+:func:`equal_error_rate` of all pairs; papers often report instead the mean of
+each writer's own EER, a threshold per writer (:func:`writer_equal_error_rates`).
 
 The scorer :data:`eer_scorer` plugs into
 :class:`~sklearn.model_selection.GridSearchCV` like any scikit-learn scorer.
@@ -21,7 +24,7 @@ from sklearn.utils.multiclass import type_of_target
 
 from .threshold import equal_error_rate_from_roc, roc_curve
 
-__all__ = ["equal_error_rate", "far_frr", "eer_scorer"]
+__all__ = ["equal_error_rate", "writer_equal_error_rates", "far_frr", "eer_scorer"]
 
 
 def _binary_positive(y_true, pos_label):
@@ -84,6 +87,55 @@ def equal_error_rate(y_true, score, *, pos_label=None):
     fpr, tpr, thresholds = roc_curve(positive, score)
     eer, k = equal_error_rate_from_roc(fpr, tpr)
     return eer, float(thresholds[k])
+
+
+def writer_equal_error_rates(y_true, score, writer, *, pos_label=None):
+    """Equal error rate of each writer's pairs alone: the error of a threshold per writer.
+
+    The EER of all pairs measures one threshold for every writer. Many
+    signature verification papers report instead the mean of this per-writer
+    EER ("EER with user thresholds"), which assumes each writer's threshold is
+    set at that writer's own equal error point, and is lower. Use it to compare
+    with such figures, not as the error a single threshold makes.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_pairs,)
+        Two labels; ``pos_label`` is "genuine pair".
+    score : array-like of shape (n_pairs,)
+        Higher means more likely genuine.
+    writer : array-like of shape (n_pairs,)
+        The claimed writer of each pair (the writer of its reference), such as
+        the ``groups`` of :func:`~skseg.datasets.make_pairs`.
+    pos_label : label, default=None
+        The genuine label; by default the larger of the two.
+
+    Returns
+    -------
+    eers : dict
+        ``{writer: eer}`` in order of first appearance; NaN for a writer whose
+        pairs are all genuine or all forged (no EER without both).
+
+    Examples
+    --------
+    >>> from skseg.metrics import writer_equal_error_rates
+    >>> writer_equal_error_rates([1, 0, 1, 0], [0.9, 0.2, 0.3, 0.6], ["a", "a", "b", "b"])
+    {'a': 0.0, 'b': 1.0}
+    """
+    positive = _binary_positive(y_true, pos_label)
+    score = _score_tensor(score, positive.numel())
+    writer = column_or_1d(writer)
+    if writer.shape[0] != positive.numel():
+        raise ValueError(f"y_true has {positive.numel()} entries but writer has {writer.shape[0]}.")
+    eers = {}
+    for w in dict.fromkeys(writer.tolist()):
+        rows = torch.from_numpy(writer == w)
+        own = positive[rows]
+        if 0 < own.sum() < own.numel():
+            eers[w] = equal_error_rate_from_roc(*roc_curve(own, score[rows])[:2])[0]
+        else:
+            eers[w] = float("nan")
+    return eers
 
 
 def far_frr(y_true, score, threshold, *, pos_label=None):

@@ -6,7 +6,8 @@ from sklearn.utils import Bunch
 
 from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_synthetic_signatures
-from skseg.evaluation import cross_validate_writers
+from skseg.evaluation import METRICS, cross_validate_writers
+from skseg.metrics import writer_equal_error_rates
 from skseg.verifier import SIZE_WEIGHTS
 
 PREP = SignaturePreprocessor(canvas_size=(32, 48))
@@ -73,3 +74,19 @@ def test_extra_training_sharing_a_file_is_refused_before_loading():
                   genuine=[True, True])
     with pytest.raises(ValueError, match=r"shares 1 image file.*'/nowhere/3.png'"):
         cross_validate_writers(data, n_splits=2, extra_training=extra, progress=False)
+
+
+def test_writer_eers_are_the_mean_over_each_folds_test_writers():
+    data = make_synthetic_signatures(n_writers=6, n_genuine=4, n_forgeries=4, random_state=0)
+    result = cross_validate_writers(data, SiameseVerifier(max_epochs=1, random_state=0),
+                                    preprocessor=PREP, n_splits=3, progress=False)
+    for fold, scores in zip(result["folds"], result["scores"]):
+        # Every test pair is claimed for one of the fold's test writers.
+        assert sorted(set(scores["writer"].tolist())) == fold["test_writers"]
+        for kind, name in (("random", "eer_skilled_writer"), ("skilled", "eer_random_writer")):
+            rows = scores["kind"] != kind
+            eers = writer_equal_error_rates(scores["y"][rows], scores["decision"][rows],
+                                            scores["writer"][rows])
+            assert len(eers) == len(fold["test_writers"])
+            assert fold[name] == pytest.approx(np.mean(list(eers.values())))
+    assert set(METRICS) <= set(result["summary"])

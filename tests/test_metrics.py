@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_curve
 
-from skseg.metrics import eer_scorer, equal_error_rate, far_frr
+from skseg.metrics import eer_scorer, equal_error_rate, far_frr, writer_equal_error_rates
 
 
 def test_eer_of_separable_scores_is_zero():
@@ -55,6 +55,32 @@ def test_far_frr_counts():
 def test_bad_input_is_named(y, score, match):
     with pytest.raises(ValueError, match=match):
         equal_error_rate(y, score)
+
+
+def test_writer_eers_are_each_writers_own_eer():
+    rng = np.random.default_rng(0)
+    writer = np.repeat(["b", "a", "c"], 40)
+    y = np.tile([1, 0], 60)
+    # Each writer's scores on its own scale: one threshold cannot serve all three.
+    score = rng.normal(size=120) + 1.5 * y + np.repeat([0.0, 3.0, -3.0], 40)
+    eers = writer_equal_error_rates(y, score, writer)
+    assert list(eers) == ["b", "a", "c"]  # order of first appearance
+    for w, eer in eers.items():
+        assert eer == equal_error_rate(y[writer == w], score[writer == w])[0]
+    # Thresholds per writer beat the single one here: that is what the figure measures.
+    assert np.mean(list(eers.values())) < equal_error_rate(y, score)[0]
+
+
+def test_writer_eers_of_a_one_class_writer_is_nan():
+    eers = writer_equal_error_rates([1, 0, 1, 1], [0.9, 0.2, 0.3, 0.6], [7, 7, 8, 8])
+    assert eers[7] == 0.0 and np.isnan(eers[8])
+
+
+def test_writer_eers_bad_input_is_named():
+    with pytest.raises(ValueError, match="y_true has 4 entries but writer has 3"):
+        writer_equal_error_rates([1, 0, 1, 0], [0.9, 0.2, 0.3, 0.6], ["a", "a", "b"])
+    with pytest.raises(ValueError, match="entry 2 is nan"):
+        writer_equal_error_rates([1, 0, 1, 0], [0.9, 0.2, np.nan, 0.6], ["a", "a", "b", "b"])
 
 
 def test_bad_pos_label():
