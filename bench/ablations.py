@@ -35,6 +35,12 @@ the default verifier changed in one respect:
   epoch uses one view). The run also scores the test pairs of the
   same model with one view (``one_view``; its size weight was chosen with
   the averaged views).
+- ``image-scale``: the network also gives each image a learned log-scale
+  ``t`` (its last output); a pair's distance is the plain one times
+  ``exp(-(t1 + t2) / 2)``, so that signatures their writers vary a lot can
+  widen their own distances and one threshold fits writers of different
+  steadiness (the gap between the single-threshold EER and the mean of the
+  writers' own EERs, which every run also reports).
 
 The EER needs no threshold, so every figure is threshold-free except FAR/FRR,
 which are not reported here. One fold moves by several points between seeds:
@@ -47,6 +53,7 @@ folds with ``skseg benchmark``.
     python bench/ablations.py ../shared/data/cedar --setting elastic --elastic-amplitude 2
     python bench/ablations.py ../shared/data/cedar --setting tta --tta-views 8
     python bench/ablations.py ../shared/data/cedar --setting writer-classes --class-weight 0.1
+    python bench/ablations.py ../shared/data/cedar --setting image-scale
 """
 
 import argparse
@@ -75,7 +82,7 @@ from skseg.nn.losses import ContrastiveLoss
 from skseg.nn.siamese import random_affine, random_affine_grid
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
-            "elastic", "tta", "writer-classes")
+            "elastic", "tta", "writer-classes", "image-scale")
 
 
 class WeightAveraging(Callback):
@@ -189,6 +196,30 @@ def elastic_verifier(amplitude, spacing):
             return F.grid_sample(x, grid, padding_mode="zeros", align_corners=False)
 
     return module_verifier(ElasticModule)
+
+
+def image_scale_verifier():
+    """A SiameseVerifier class whose network also gives each image a learned scale.
+
+    The backbone's last output is a log-scale ``t``, the others (``embedding_dim``
+    - 1) the embedding; the distance of a pair is the plain distance times
+    ``exp(-(t1 + t2) / 2)``, so a signature that its writer varies a lot can
+    widen its own genuine distances, and one threshold can fit writers of
+    different steadiness.
+    """
+
+    class ImageScaleModule(SiameseModule):
+        def embed_float(self, x):
+            out = self.backbone(x.contiguous(memory_format=self.memory_format)).float()
+            embedding = F.normalize(out[:, :-1], dim=1) if self.normalize else out[:, :-1]
+            # A log-scale, kept in [-3, 3] so no image can make its distances vanish.
+            return torch.cat([embedding, out[:, -1:].clamp(-3.0, 3.0)], dim=1)
+
+        def pair_distance(self, e1, e2):
+            plain = super().pair_distance(e1[:, :-1], e2[:, :-1])
+            return plain * torch.exp(-(e1[:, -1] + e2[:, -1]) / 2)
+
+    return module_verifier(ImageScaleModule)
 
 
 def tta_verifier(views, plain_decisions=None):
@@ -336,11 +367,12 @@ def mirrored_training_writers(data, fold, n_splits):
                  genuine=genuine[train], paths=None)
 
 
-EERS = ("eer_skilled", "eer_random")
+#: The single-threshold EERs, and the means of the test writers' own EERs.
+EERS = ("eer_skilled", "eer_random", "eer_skilled_writer", "eer_random_writer")
 
 
 def fold_eers(result):
-    """Skilled and random EER of the one fold in ``result``, from its decision values."""
+    """The figures of :data:`EERS` of the one fold in ``result``."""
     return {name: result["folds"][0][name] for name in EERS}
 
 
@@ -351,8 +383,8 @@ def ensemble_eers(scores):
         raise RuntimeError("the seeds' runs scored different test pairs; they cannot be averaged.")
     decision = np.mean([s["decision"] for s in scores], axis=0)
     # The benchmark's own figures, on the averaged decision values.
-    metrics = _fold_metrics(y, kind, decision)
-    return {name: metrics[name] for name in EERS}
+    metrics = _fold_metrics(y, kind, decision, scores[0].get("writer"))
+    return {name: metrics[name] for name in EERS if name in metrics}
 
 
 def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
@@ -394,6 +426,8 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
                              f"class_margin={class_margin}: need a weight >= 0, a scale > 0 "
                              "and a margin >= 0.")
         verifier = writer_classes_verifier(class_weight, class_scale, class_margin)
+    elif setting == "image-scale":
+        verifier = image_scale_verifier()
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -456,7 +490,9 @@ def main(argv=None):
     for r in out["runs"]:
         print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "
               f"skilled EER {100 * r['eer_skilled']:.1f} %, "
-              f"random EER {100 * r['eer_random']:.1f} %, validation-writer EER "
+              f"random EER {100 * r['eer_random']:.1f} % (per-writer thresholds: "
+              f"{100 * r['eer_skilled_writer']:.1f} %, {100 * r['eer_random_writer']:.1f} %), "
+              f"validation-writer EER "
               f"{100 * r['validation_eer']:.1f} %, size weight {r['size_weight']:g}  "
               f"({r['seconds']:.0f} s)")
         if "one_view" in r:

@@ -148,6 +148,25 @@ def test_elastic_run_trains_with_the_elastic_module(ablations, data):
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1
 
 
+def test_image_scale_divides_the_distance_by_the_pairs_learned_scales(ablations, data):
+    verifier = ablations.image_scale_verifier()
+    pairs, y, _ = make_pairs(data, random_state=0)
+    clf = verifier(random_state=0, **TINY).fit(PREP.transform(pairs), y)
+    module = clf.net_.module_.eval()
+    with torch.no_grad():
+        e = module(torch.randint(0, 256, (4, 32, 48), dtype=torch.uint8))
+        # The embedding (all but the last output) is unit length; the last is the log-scale.
+        torch.testing.assert_close(e[:, :-1].norm(dim=1), torch.ones(4))
+        assert (e[:, -1].abs() <= 3).all()
+        plain = torch.linalg.norm(e[:2, :-1] - e[2:, :-1], dim=1)
+        expected = plain * torch.exp(-(e[:2, -1] + e[2:, -1]) / 2)
+        torch.testing.assert_close(module.pair_distance(e[:2], e[2:]), expected, atol=1e-6,
+                                   rtol=1e-5)
+    out = ablations.run(data, "image-scale", n_splits=3, verifier_params=TINY, preprocessor=PREP)
+    run = out["runs"][0]
+    assert 0 <= run["eer_skilled"] <= 1 and 0 <= run["eer_skilled_writer"] <= 1
+
+
 def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     pairs, y, _ = make_pairs(data, random_state=0)
     X = PREP.transform(pairs)
