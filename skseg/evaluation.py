@@ -111,7 +111,7 @@ def cross_validate_writers(
         writers tested and pair counts; ``summary``: ``{metric: {"mean", "std"}}``;
         ``environment``: device, torch and skseg versions, machine; ``settings``:
         the verifier's and preprocessor's parameters. ``scores`` (not written to
-        JSON): per fold, the test labels, kinds and decision values, for plots.
+        JSON): per fold, the test labels, kinds, decision values and claimed writers.
 
     Examples
     --------
