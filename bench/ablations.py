@@ -65,7 +65,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from skorch.callbacks import Callback
-from torch import nn
 from torch.nn import functional as F
 from sklearn.model_selection import GroupKFold
 from sklearn.utils import Bunch
@@ -83,7 +82,7 @@ from skseg.nn.losses import ContrastiveLoss
 from skseg.nn.siamese import random_affine, random_affine_grid
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
-            "elastic", "tta", "writer-classes", "image-scale", "local-match")
+            "elastic", "tta", "writer-classes", "image-scale")
 
 
 class WeightAveraging(Callback):
@@ -221,74 +220,6 @@ def image_scale_verifier():
             return plain * torch.exp(-(e1[:, -1] + e2[:, -1]) / 2)
 
     return module_verifier(ImageScaleModule)
-
-
-def shifted_similarity(a, b, reach):
-    """Each position's best cosine similarity ``(n, h, w)`` between unit feature maps
-    ``a`` and ``b`` ``(n, c, h, w)``: ``a`` at ``p`` against ``b`` at every ``p + s``,
-    ``|s| <= reach`` along each axis (positions off ``b``'s map count as similarity 0)."""
-    h, w = a.shape[-2:]
-    padded = F.pad(b, (reach, reach, reach, reach))
-    best = None
-    for dy in range(2 * reach + 1):
-        for dx in range(2 * reach + 1):
-            similarity = (a * padded[..., dy : dy + h, dx : dx + w]).sum(dim=1)
-            best = similarity if best is None else torch.maximum(best, similarity)
-    return best
-
-
-def local_match_verifier(channels, reach, local_weight):
-    """A SiameseVerifier class whose distance also compares the two feature maps locally.
-
-    The compact backbone's last feature map (before its pooling to 3 x 4) goes
-    through a 1 x 1 convolution to ``channels`` channels, unit length at each
-    position. A pair's local distance is the mean, over positions and both
-    directions, of the distance from a position's features to the best match
-    within ``reach`` positions of it in the other image. The pair distance is
-    ``(1 - local_weight)`` times the global one plus ``local_weight`` times the
-    local one: a skilled forgery copies the global shape, less so each stroke.
-    """
-
-    class LocalMatchModule(SiameseModule):
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            map_channels = [m for m in self.backbone.features if isinstance(m, nn.Conv2d)]
-            self.local = nn.Conv2d(map_channels[-1].out_channels, channels, 1)
-            self.local.to(memory_format=self.memory_format)
-            self.global_dim = self.backbone.embedding[-1].out_features
-            self.map_shape = None
-
-        def embed_float(self, x):
-            x = x.contiguous(memory_format=self.memory_format)
-            feature_map = self.backbone.features[:-1](x)
-            pooled = self.backbone.features[-1](feature_map)
-            embedding = F.normalize(self.backbone.embedding(pooled).float(), dim=1)
-            local = F.normalize(self.local(feature_map).float(), dim=1)
-            self.map_shape = local.shape[1:]
-            return torch.cat([embedding, local.flatten(1)], dim=1)
-
-        def pair_distance(self, e1, e2):
-            split = self.global_dim
-            plain = super().pair_distance(e1[:, :split], e2[:, :split])
-            a = e1[:, split:].reshape(-1, *self.map_shape)
-            b = e2[:, split:].reshape(-1, *self.map_shape)
-            similarity = (shifted_similarity(a, b, reach) + shifted_similarity(b, a, reach)) / 2
-            # Unit vectors: |u - v|^2 = 2 - 2 u.v; the epsilon keeps the gradient finite.
-            local = torch.sqrt(torch.clamp(2 - 2 * similarity, min=0) + 1e-12).mean(dim=(1, 2))
-            return (1 - local_weight) * plain + local_weight * local
-
-    class LocalMatchVerifier(module_verifier(LocalMatchModule)):
-        def _check_backbone_accepts(self, sample):
-            # The embedding is the global one and the flattened local map.
-            with torch.no_grad():
-                module = self.net_.module_.eval()
-                out = module(sample)
-            expected = (1, module.global_dim + int(np.prod(module.map_shape)))
-            if out.shape != expected:
-                raise ValueError(f"the local-match module returned shape {tuple(out.shape)} "
-                                 f"for one image; expected {expected}.")
-
-    return LocalMatchVerifier
 
 
 def tta_verifier(views, plain_decisions=None):
@@ -458,8 +389,8 @@ def ensemble_eers(scores):
 
 def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
         piece_size=16, elastic_amplitude=2.0, elastic_spacing=24.0, tta_views=8,
-        class_weight=0.1, class_scale=16.0, class_margin=0.2, local_channels=32, local_reach=1,
-        local_weight=0.5, verifier_params=None, preprocessor=None):
+        class_weight=0.1, class_scale=16.0, class_margin=0.2, verifier_params=None,
+        preprocessor=None):
     """One setting on one fold, per seed (and their ensemble for several seeds)."""
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r}: choose one of {SETTINGS}.")
@@ -497,12 +428,6 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
         verifier = writer_classes_verifier(class_weight, class_scale, class_margin)
     elif setting == "image-scale":
         verifier = image_scale_verifier()
-    elif setting == "local-match":
-        if local_channels < 1 or local_reach < 0 or not 0 <= local_weight <= 1:
-            raise ValueError(f"local_channels={local_channels}, local_reach={local_reach}, "
-                             f"local_weight={local_weight}: need channels >= 1, a reach >= 0 "
-                             "and a weight in [0, 1].")
-        verifier = local_match_verifier(local_channels, local_reach, local_weight)
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -546,12 +471,6 @@ def main(argv=None):
                         help="cosine-softmax scale (writer-classes; default 16)")
     parser.add_argument("--class-margin", type=float, default=0.2,
                         help="cosine margin of the true class (writer-classes; default 0.2)")
-    parser.add_argument("--local-channels", type=int, default=32,
-                        help="channels per feature-map position (local-match; default 32)")
-    parser.add_argument("--local-reach", type=int, default=1,
-                        help="positions a match may shift along each axis (local-match; default 1)")
-    parser.add_argument("--local-weight", type=float, default=0.5,
-                        help="weight of the local distance (local-match; default 0.5)")
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
@@ -567,8 +486,7 @@ def main(argv=None):
               elastic_amplitude=args.elastic_amplitude, elastic_spacing=args.elastic_spacing,
               tta_views=args.tta_views, class_weight=args.class_weight,
               class_scale=args.class_scale, class_margin=args.class_margin,
-              local_channels=args.local_channels, local_reach=args.local_reach,
-              local_weight=args.local_weight, verifier_params=params)
+              verifier_params=params)
     for r in out["runs"]:
         print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "
               f"skilled EER {100 * r['eer_skilled']:.1f} %, "

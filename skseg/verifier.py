@@ -80,6 +80,17 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         L2-normalise embeddings (so euclidean distances lie in [0, 2] and a
         margin means the same for any backbone). The triplet loss always
         normalises.
+    local_weight : float in [0, 1], default=0.0
+        Also compare the two signatures stroke by stroke: a pair's distance
+        becomes ``(1 - local_weight) * distance + local_weight * local``, where
+        ``local`` matches the backbone's last feature map (a grid of about
+        9 x 13 positions for ``"compact"`` at 155 x 220) of one image to the
+        other's, each position to its best match within one position, with
+        32 unit-length features per position (``module__local_channels``,
+        ``module__local_reach``; see :class:`~skseg.nn.SiameseModule`). Skilled
+        forgers copy the overall shape more faithfully than each stroke.
+        Embeddings (:meth:`embed`) then also hold the local map. 0: the
+        global embedding alone. Not with ``loss="bce"``.
     optimizer : torch.optim.Optimizer class, default=torch.optim.AdamW
         Its other settings are reachable as ``optimizer__<name>``, e.g.
         ``optimizer__weight_decay``.
@@ -227,6 +238,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         "neg_weight": [Interval(Real, 0, None, closed="left")],
         "distance": [StrOptions(set(DISTANCES))],
         "normalize": ["boolean"],
+        "local_weight": [Interval(Real, 0, 1, closed="both")],
         "optimizer": [type],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
@@ -258,6 +270,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         neg_weight=1.0,
         distance="euclidean",
         normalize=True,
+        local_weight=0.0,
         optimizer=torch.optim.AdamW,
         lr=1e-3,
         batch_size=128,
@@ -287,6 +300,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         self.neg_weight = neg_weight
         self.distance = distance
         self.normalize = normalize
+        self.local_weight = local_weight
         self.optimizer = optimizer
         self.lr = lr
         self.batch_size = batch_size
@@ -555,6 +569,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             module__normalize=self.normalize or self.loss == "triplet",
             module__head=self.loss == "bce",
             module__augment=self.augment,
+            module__local_weight=self.local_weight,
             criterion=LOSSES[self.loss],
             **{f"criterion__{k}": v for k, v in criterion_kwargs.items()},
             optimizer=self.optimizer,
@@ -592,10 +607,14 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 f"backbone={self.backbone!r} cannot process canvases of shape "
                 f"{self.canvas_shape_}: {err}"
             ) from err
-        if out.shape != (1, self.embedding_dim):
+        module = self.net_.module_
+        # With local matching the embedding is followed by the flattened local map.
+        local = int(np.prod(module.local_shape)) if getattr(module, "local", None) else 0
+        if out.shape != (1, self.embedding_dim + local):
             raise ValueError(
                 f"backbone={self.backbone!r} returned shape {tuple(out.shape)} for one image; "
-                f"expected (1, embedding_dim={self.embedding_dim})."
+                f"expected (1, embedding_dim={self.embedding_dim})"
+                + (f" followed by a local map of {local} values." if local else ".")
             )
 
     # -- threshold and probabilities ------------------------------------------
@@ -745,7 +764,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_images, embedding_dim)
+        ndarray of shape (n_images, embedding_dim) or, with ``local_weight`` > 0,
+        (n_images, embedding_dim + local_channels * h * w): the global
+        embedding, then the flattened local map (h x w positions).
         """
         check_is_fitted(self)
         images = to_canvases(images, what="images", ndim=3)

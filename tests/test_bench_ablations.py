@@ -167,53 +167,6 @@ def test_image_scale_divides_the_distance_by_the_pairs_learned_scales(ablations,
     assert 0 <= run["eer_skilled"] <= 1 and 0 <= run["eer_skilled_writer"] <= 1
 
 
-def test_shifted_similarity_is_each_positions_best_match_within_reach(ablations):
-    generator = torch.Generator().manual_seed(0)
-    a = torch.nn.functional.normalize(torch.randn(2, 4, 3, 5, generator=generator), dim=1)
-    b = torch.nn.functional.normalize(torch.randn(2, 4, 3, 5, generator=generator), dim=1)
-    best = ablations.shifted_similarity(a, b, reach=1)
-    for n in range(2):
-        for y in range(3):
-            for x in range(5):
-                # Positions off b's map count as similarity 0.
-                candidates = [0.0 if not (0 <= y + dy < 3 and 0 <= x + dx < 5)
-                              else float(a[n, :, y, x] @ b[n, :, y + dy, x + dx])
-                              for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
-                assert float(best[n, y, x]) == pytest.approx(max(candidates), abs=1e-6)
-    # Reach 0 compares each position with the same position only.
-    torch.testing.assert_close(ablations.shifted_similarity(a, b, reach=0), (a * b).sum(dim=1))
-    # A map moved by one position still finds itself wherever it has a source.
-    moved = torch.roll(a, shifts=1, dims=3)
-    assert torch.allclose(ablations.shifted_similarity(a, moved, reach=1)[..., :-1],
-                          torch.ones(2, 3, 4))
-
-
-def test_local_match_mixes_the_global_and_the_local_distance(ablations, data):
-    verifier = ablations.local_match_verifier(channels=8, reach=1, local_weight=0.25)
-    pairs, y, _ = make_pairs(data, random_state=0)
-    clf = verifier(random_state=0, embedding_dim=16, **TINY).fit(PREP.transform(pairs), y)
-    module = clf.net_.module_.eval()
-    with torch.no_grad():
-        e = module(torch.randint(0, 256, (4, 32, 48), dtype=torch.uint8))
-        channels, height, width = module.map_shape
-        assert channels == 8 and e.shape == (4, 16 + 8 * height * width)
-        # The global part and every position of the local map are unit length.
-        torch.testing.assert_close(e[:, :16].norm(dim=1), torch.ones(4))
-        local = e[:, 16:].reshape(4, channels, height, width)
-        torch.testing.assert_close(local.norm(dim=1), torch.ones(4, height, width))
-        a, b = local[:2], local[2:]
-        similarity = (ablations.shifted_similarity(a, b, 1)
-                      + ablations.shifted_similarity(b, a, 1)) / 2
-        expected = (0.75 * torch.linalg.norm(e[:2, :16] - e[2:, :16], dim=1)
-                    + 0.25 * torch.sqrt(2 - 2 * similarity).mean(dim=(1, 2)))
-        torch.testing.assert_close(module.pair_distance(e[:2], e[2:]), expected, atol=1e-5,
-                                   rtol=1e-4)
-        # An image is at distance 0 from itself.
-        assert module.pair_distance(e, e).abs().max() < 1e-4
-    out = ablations.run(data, "local-match", n_splits=3, verifier_params=TINY, preprocessor=PREP)
-    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
-
-
 def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     pairs, y, _ = make_pairs(data, random_state=0)
     X = PREP.transform(pairs)
@@ -312,10 +265,6 @@ def test_bad_settings_are_named(ablations, data):
         ablations.run(data, "tta", tta_views=0)
     with pytest.raises(ValueError, match="class_scale=0"):
         ablations.run(data, "writer-classes", class_scale=0)
-    with pytest.raises(ValueError, match="local_weight=2"):
-        ablations.run(data, "local-match", local_weight=2)
-    with pytest.raises(ValueError, match="local_reach=-1"):
-        ablations.run(data, "local-match", local_reach=-1)
     with pytest.raises(ValueError, match="trains the contrastive loss"):
         ablations.run(data, "writer-classes", verifier_params={"loss": "bce", **TINY},
                       preprocessor=PREP)

@@ -4,7 +4,10 @@ Every backbone takes a float tensor of shape ``(batch, 1, H, W)`` (ink high,
 background 0, values in [0, 1]) and returns ``(batch, embedding_dim)``. Any
 ``torch.nn.Module`` class with that contract, whose constructor accepts an
 ``embedding_dim`` keyword, can be passed to
-:class:`~skseg.SiameseVerifier` as ``backbone``.
+:class:`~skseg.SiameseVerifier` as ``backbone``. Local matching
+(``local_weight``) also needs the feature map the embedding is pooled from:
+a ``forward_features`` method and a ``feature_channels`` attribute, as the
+built-in backbones have.
 """
 
 from torch import nn
@@ -19,7 +22,21 @@ def _conv_bn_relu(in_channels, out_channels, kernel_size, stride=1, padding=0):
     ]
 
 
-class SigNet(nn.Module):
+class _PooledBackbone(nn.Module):
+    """A backbone made of ``features`` (convolutions ending in a pooling to a coarse
+    grid) and ``embedding`` (the layers after it)."""
+
+    def forward(self, x):
+        return self.embedding(self.features(x))
+
+    def forward_features(self, x):
+        """The feature map before the last pooling, ``(batch, feature_channels, h, w)``,
+        and the embedding."""
+        feature_map = self.features[:-1](x)
+        return feature_map, self.embedding(self.features[-1](feature_map))
+
+
+class SigNet(_PooledBackbone):
     """SigNet, the convolutional Siamese branch of Dey et al. (2017).
 
     As the authors released it: a 96-filter 11x11 first convolution with
@@ -58,12 +75,10 @@ class SigNet(nn.Module):
             nn.Dropout(min(1.0, dropout * 5 / 3)),
             nn.Linear(1024, embedding_dim),
         )
-
-    def forward(self, x):
-        return self.embedding(self.features(x))
+        self.feature_channels = 256
 
 
-class CompactNet(nn.Module):
+class CompactNet(_PooledBackbone):
     """A small convolutional network that trains in minutes on two CPU cores.
 
     The canvas is first averaged down by 2 (strokes survive as grey levels),
@@ -100,9 +115,7 @@ class CompactNet(nn.Module):
             nn.Dropout(dropout),
             nn.Linear(8 * w * 3 * 4, embedding_dim),
         )
-
-    def forward(self, x):
-        return self.embedding(self.features(x))
+        self.feature_channels = 8 * w
 
 
 #: Backbones known by name to :class:`~skseg.SiameseVerifier`.

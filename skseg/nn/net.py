@@ -29,17 +29,6 @@ def forward_precision(mixed_precision, device):
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
 
-def _rows(embeddings, index):
-    """``embeddings[index]`` as a one-hot matrix product.
-
-    Indexing's backward adds gradients with parallel atomics on large batches,
-    so the same seed would not give the same model; a matmul's backward is
-    deterministic, and cheap next to the backbone.
-    """
-    select = torch.nn.functional.one_hot(index, len(embeddings)).to(embeddings.dtype)
-    return select @ embeddings
-
-
 @contextmanager
 def _buffers_kept(module):
     """Restore ``module``'s buffers on exit: a recomputed forward must not update
@@ -153,9 +142,7 @@ class SiameseNet(NeuralNet):
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         pairs, target = y_true["pairs"], y_true["target"]
-        distance = self._siamese_module().pair_distance(
-            _rows(y_pred, pairs[:, 0]), _rows(y_pred, pairs[:, 1])
-        )
+        distance = self._siamese_module().batch_pair_distance(y_pred, pairs)
         return self.criterion_(distance, target, pairs)
 
     def _siamese_module(self):
@@ -186,6 +173,9 @@ class SiameseNet(NeuralNet):
         device (so that threshold calibration runs there).
         """
         pairs = torch.as_tensor(np.asarray(pairs, dtype=np.int64), device=embeddings.device)
+        # Chunks of at most 2**24 gathered values per side (64 MB): embeddings that
+        # hold a local map (thousands of values) must not gather 65536 rows at once.
+        batch_size = max(1, min(batch_size, 2**24 // max(1, embeddings.shape[1])))
         out = []
         with torch.inference_mode():
             for start in range(0, len(pairs), batch_size):
