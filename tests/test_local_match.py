@@ -10,8 +10,7 @@ from torch.nn import functional as F
 import skseg
 from skseg import SiameseVerifier
 from skseg.nn import CompactNet, SigNet
-from skseg.nn.siamese import (SiameseModule, all_pairs_shifted_similarity, matched_distance,
-                              shifted_similarity)
+from skseg.nn.siamese import SiameseModule, all_pairs_shifted_similarity, shifted_similarity
 
 
 def _unit_maps(*shape, seed=0):
