@@ -59,7 +59,8 @@ def _verifier(args, **overrides):
     from .verifier import SiameseVerifier
 
     params = {"random_state": args.seed, "device": args.device}
-    for name in ("backbone", "loss", "margin", "size_weight", "max_epochs", "mixed_precision"):
+    for name in ("backbone", "loss", "margin", "local_weight", "size_weight", "max_epochs",
+                 "mixed_precision"):
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
@@ -221,6 +222,9 @@ def _add_training_options(parser, epochs_default=None):
     parser.add_argument("--margin", type=float, default=None,
                         help="margin of the contrastive or triplet loss (default: the "
                         "verifier's default, 0.5)")
+    parser.add_argument("--local-weight", type=float, default=None,
+                        help="weight in [0, 1] of the local match of the two feature maps in "
+                        "a pair's distance (default: the verifier's default)")
     parser.add_argument("--size-weight", type=_size_weight, default=None,
                         help="weight of the size ratio of a pair's two signatures: auto "
                         "(chosen on validation writers, the default) or a number >= 0; 0 "

@@ -87,6 +87,21 @@ def test_margin_reaches_the_verifier(signature_folder, tmp_path, capsys):
     assert not (tmp_path / "bad.safetensors").exists()
 
 
+def test_local_weight_reaches_the_verifier(signature_folder, tmp_path, capsys):
+    from skseg.io import load
+
+    path = tmp_path / "model.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1",
+                 "--local-weight", "0.25"]) == 0
+    model = load(path)
+    assert model.get_params()["clf__local_weight"] == 0.25
+    assert model[-1].net_.module_.local is not None
+    capsys.readouterr()
+    assert main(["fit", str(signature_folder), "-o", str(tmp_path / "bad.safetensors"),
+                 "--epochs", "1", "--local-weight", "2"]) == 1
+    assert "'local_weight' parameter" in capsys.readouterr().err
+
+
 def test_size_weight_reaches_the_verifier(signature_folder, tmp_path, capsys):
     from skseg.io import load
 
