@@ -250,14 +250,17 @@ class SiameseModule(nn.Module):
         Training's form: the local distances of all images of a batch come
         from :func:`all_pairs_shifted_similarity`, then each pair's is picked.
         """
-        first, second = select_rows(embeddings, pairs[:, 0]), select_rows(embeddings, pairs[:, 1])
-        if self.local is None:
-            return self.pair_distance(first, second)  # subclasses may change it
-        split = self.embedding_dim
+        if self.local is None:  # pair_distance itself: subclasses may change it
+            return self.pair_distance(select_rows(embeddings, pairs[:, 0]),
+                                      select_rows(embeddings, pairs[:, 1]))
+        # Only the global part is gathered per pair; the local maps, thousands of
+        # values per image, are compared image against image.
+        global_part = embeddings[:, : self.embedding_dim]
         best = all_pairs_shifted_similarity(self._local_maps(embeddings), self.local_reach)
         local = matched_distance((best + best.transpose(1, 2)) / 2, dim=0)  # (n, n)
         local = (select_rows(local, pairs[:, 0]) * F.one_hot(pairs[:, 1], len(local))).sum(1)
-        return self._mix(self._global_distance(first[:, :split], second[:, :split]), local)
+        return self._mix(self._global_distance(select_rows(global_part, pairs[:, 0]),
+                                               select_rows(global_part, pairs[:, 1])), local)
 
     def _local_maps(self, embeddings):
         """The local maps ``(n, channels, h, w)`` held in embeddings."""
