@@ -42,6 +42,11 @@ the default verifier changed in one respect:
   steadiness (the gap between the single-threshold EER and the mean of the
   writers' own EERs, which every run also reports).
 
+The verifier's default local matching (``local_weight="auto"``) came after
+these settings were measured. ``tta``, ``writer-classes`` and
+``image-scale`` replace or read the global embedding, so they run with
+``local_weight=0``; the others run with today's defaults.
+
 The EER needs no threshold, so every figure is threshold-free except FAR/FRR,
 which are not reported here. One fold moves by several points between seeds:
 compare settings over the same seeds, and confirm anything promising on all
@@ -83,6 +88,10 @@ from skseg.nn.siamese import random_affine, random_affine_grid
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
             "elastic", "tta", "writer-classes", "image-scale")
+
+#: Settings whose module or loss works on the global embedding alone: they run with
+#: ``local_weight=0``, the default when they were measured, unless ``--params`` says.
+MODULE_SETTINGS = ("tta", "writer-classes", "image-scale")
 
 
 class WeightAveraging(Callback):
@@ -395,6 +404,9 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r}: choose one of {SETTINGS}.")
     params = dict(verifier_params or {})
+    if setting in MODULE_SETTINGS:
+        # Measured before local matching; their modules replace the global embedding.
+        params.setdefault("local_weight", 0)
     extra = None
     verifier = SiameseVerifier
     if setting == "swa":

@@ -2,7 +2,9 @@
 
 Side by side, in one run, on the same machine, with the same backbone class, canvas
 size, SigNet-style pairs (``make_pairs``), loss (``ContrastiveLoss``), optimizer
-(AdamW) and torch threads (= cores):
+(AdamW) and torch threads (= cores). skseg trains the naive recipe's model, the global
+embedding alone (``local_weight=0``; its default local match is extra work per image
+that the naive recipe does not do):
 
 1. **Training**: labelled pairs/s and image forwards/s of ``SiameseVerifier.fit`` on
    canvases preprocessed beforehand and passed as ``PairedCanvases`` (the fit alone is
@@ -249,7 +251,7 @@ def skseg_train(bank, index, y, backbone="compact", device="cpu", epochs=1, seed
     per image forward; ``--augment`` measures skseg's default training.
     """
     model = SiameseVerifier(backbone=backbone, max_epochs=epochs, validation_fraction=0.0,
-                            device=device, random_state=seed, augment=augment,
+                            device=device, random_state=seed, augment=augment, local_weight=0,
                             micro_batch_size=micro_batch_size, mixed_precision=mixed_precision)
     X = PairedCanvases(bank, index)
     start = time.perf_counter()
@@ -469,7 +471,8 @@ def memory_child(spec_path):
     # np.load keeps the pre-fit peak at about the bank: ru_maxrss then reflects the fit.
     bank, index, y = (np.load(folder / f"{name}.npy") for name in ("bank", "index", "y"))
     model = SiameseVerifier(backbone=spec["backbone"], max_epochs=1, device=spec["device"],
-                            micro_batch_size=spec["micro_batch_size"], random_state=0)
+                            micro_batch_size=spec["micro_batch_size"], local_weight=0,
+                            random_state=0)
     cold = _rss_bytes()
     # The first optimizer step of any torch program imports torch._dynamo, sympy, ...
     # (about 150 MB): pay it on a 1-parameter model, so the baseline holds it.

@@ -46,7 +46,11 @@ canvases, sizes = prep.transform_with_sizes(data.images)
 writer = data.writer.astype(int)
 pairs, y, groups = make_pairs(data, random_state=0)
 train = groups.astype(int) < 16  # writers 0-15 train, 16-23 are new writers
-clf = SiameseVerifier(max_epochs=10, module__backbone_kwargs={"width": 16}, random_state=0)
+# ``local_weight=0``: the template below averages embeddings, which only the
+# global embedding allows; local matching (the default) compares two feature
+# maps position by position, and a mean of maps is no signature's map.
+clf = SiameseVerifier(max_epochs=10, local_weight=0, module__backbone_kwargs={"width": 16},
+                      random_state=0)
 clf.fit(prep.transform(pairs[train]), y[train])  # pairs of paths -> PairedCanvases
 
 # %%

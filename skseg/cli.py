@@ -224,7 +224,7 @@ def _add_training_options(parser, epochs_default=None):
                         "verifier's default, 0.5)")
     parser.add_argument("--local-weight", type=float, default=None,
                         help="weight in [0, 1] of the local match of the two feature maps in "
-                        "a pair's distance (default: the verifier's default)")
+                        "a pair's distance (default: the verifier's, 0.5 where it applies)")
     parser.add_argument("--size-weight", type=_size_weight, default=None,
                         help="weight of the size ratio of a pair's two signatures: auto "
                         "(chosen on validation writers, the default) or a number >= 0; 0 "

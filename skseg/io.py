@@ -171,11 +171,13 @@ def _rebuild_verifier(settings, state, device, path):
     if params.get("backbone") not in BACKBONES:
         raise ValueError(f"{str(path)!r} names an unknown backbone {params.get('backbone')!r}.")
     params["device"] = device
+    params.setdefault("local_weight", 0.0)  # files from before local matching
     verifier = SiameseVerifier(**params)
     verifier.device_ = verifier._resolve_device()
     verifier.classes_ = np.asarray(settings["classes"], dtype=np.dtype(settings["classes_dtype"]))
     verifier.threshold_ = settings["threshold"]
     verifier.size_weight_ = settings.get("size_weight", 0.0)  # files from before the size term
+    verifier.local_weight_ = verifier._local_weight()
     verifier.proba_scale_ = settings["proba_scale"]
     verifier.validation_eer_ = settings["validation_eer"]
     verifier.canvas_shape_ = tuple(settings["canvas_shape"])

@@ -27,6 +27,9 @@ from .threshold import STRATEGIES, choose_threshold, equal_error_rate_from_roc, 
 #: so the grid goes on doubling to 64.
 SIZE_WEIGHTS = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
 
+#: The weight of the local match that ``local_weight="auto"`` uses where it applies.
+AUTO_LOCAL_WEIGHT = 0.5
+
 #: Prefixes of nested skorch settings that SiameseVerifier passes through.
 SKORCH_PREFIXES = ("module__", "optimizer__", "criterion__", "callbacks__")
 
@@ -80,17 +83,24 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         L2-normalise embeddings (so euclidean distances lie in [0, 2] and a
         margin means the same for any backbone). The triplet loss always
         normalises.
-    local_weight : float in [0, 1], default=0.0
+    local_weight : "auto" or float in [0, 1], default="auto"
         Also compare the two signatures stroke by stroke: a pair's distance
         becomes ``(1 - local_weight) * distance + local_weight * local``, where
-        ``local`` matches the backbone's last feature map (a grid of about
-        9 x 13 positions for ``"compact"`` at 155 x 220) of one image to the
+        ``local`` matches the backbone's last feature map (a grid of 9 x 13
+        positions for ``"compact"`` at 155 x 220) of one image to the
         other's, each position to its best match within one position, with
         32 unit-length features per position (``module__local_channels``,
         ``module__local_reach``; see :class:`~skseg.nn.SiameseModule`). Skilled
         forgers copy the overall shape more faithfully than each stroke.
-        Embeddings (:meth:`embed`) then also hold the local map. 0: the
-        global embedding alone. Not with ``loss="bce"``.
+        Embeddings (:meth:`embed`) then also hold the local map. ``"auto"``:
+        :data:`AUTO_LOCAL_WEIGHT` (0.5) where local matching applies, i.e. with
+        the contrastive or triplet loss and a backbone that gives its feature
+        map (``forward_features``, as the built-in ones do), else 0 (the binary
+        head of ``loss="bce"`` has no distance to mix into). 0: the global
+        embedding alone. Over 5 writer folds of Dutch SigComp 2011, 0.5 had the
+        lower EER on the validation writers in 4 folds and lowered the mean
+        skilled-forgery EER from 14.8 to 13.0 % (see the performance page of
+        the docs), for about 15 % more training time on a CPU.
     optimizer : torch.optim.Optimizer class, default=torch.optim.AdamW
         Its other settings are reachable as ``optimizer__<name>``, e.g.
         ``optimizer__weight_decay``.
@@ -200,6 +210,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
     threshold_ : float
         Distance threshold: pairs with a smaller distance (with the size term)
         are genuine.
+    local_weight_ : float
+        The weight of the local match in use (0: none).
     size_weight_ : float
         The weight of the size term in use (0: none).
     proba_scale_ : float
@@ -238,7 +250,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         "neg_weight": [Interval(Real, 0, None, closed="left")],
         "distance": [StrOptions(set(DISTANCES))],
         "normalize": ["boolean"],
-        "local_weight": [Interval(Real, 0, 1, closed="both")],
+        "local_weight": [StrOptions({"auto"}), Interval(Real, 0, 1, closed="both")],
         "optimizer": [type],
         "lr": [Interval(Real, 0, None, closed="neither")],
         "batch_size": [Interval(Integral, 2, None, closed="left")],
@@ -270,7 +282,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         neg_weight=1.0,
         distance="euclidean",
         normalize=True,
-        local_weight=0.0,
+        local_weight="auto",
         optimizer=torch.optim.AdamW,
         lr=1e-3,
         batch_size=128,
@@ -404,6 +416,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         cuda = [torch.device(self.device_)] if self.device_.startswith("cuda") else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
+            self.local_weight_ = self._local_weight()
             self.net_ = self._build_net(valid, seed, accelerator)
             self.net_.initialize()
             self._check_backbone_accepts(images[:1])
@@ -569,7 +582,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             module__normalize=self.normalize or self.loss == "triplet",
             module__head=self.loss == "bce",
             module__augment=self.augment,
-            module__local_weight=self.local_weight,
+            module__local_weight=self._local_weight(),
             criterion=LOSSES[self.loss],
             **{f"criterion__{k}": v for k, v in criterion_kwargs.items()},
             optimizer=self.optimizer,
@@ -587,6 +600,14 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             mixed_precision=None if self.mixed_precision == "no" else self.mixed_precision,
             **nested,
         )
+
+    def _local_weight(self):
+        """``local_weight``, or with ``"auto"`` the default weight where local matching applies."""
+        if self.local_weight != "auto":
+            return float(self.local_weight)
+        backbone = BACKBONES[self.backbone] if isinstance(self.backbone, str) else self.backbone
+        applies = self.loss != "bce" and hasattr(backbone, "forward_features")
+        return AUTO_LOCAL_WEIGHT if applies else 0.0
 
     def _size_progress_bar(self, train, valid):
         """skorch sizes its bar as len(dataset) / batch_size, i.e. in pairs; count
@@ -607,7 +628,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 f"backbone={self.backbone!r} cannot process canvases of shape "
                 f"{self.canvas_shape_}: {err}"
             ) from err
-        module = self.net_.module_
+        module = self.net_._siamese_module()  # unwrapped, when Accelerate wraps it
         # With local matching the embedding is followed by the flattened local map.
         local = int(np.prod(module.local_shape)) if getattr(module, "local", None) else 0
         if out.shape != (1, self.embedding_dim + local):
@@ -764,7 +785,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
 
         Returns
         -------
-        ndarray of shape (n_images, embedding_dim) or, with ``local_weight`` > 0,
+        ndarray of shape (n_images, embedding_dim) or, with ``local_weight_`` > 0,
         (n_images, embedding_dim + local_channels * h * w): the global
         embedding, then the flattened local map (h x w positions).
         """

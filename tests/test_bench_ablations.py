@@ -13,6 +13,8 @@ from skseg.nn.batching import PairBatches
 from .conftest import bench_script
 
 TINY = {"max_epochs": 1, "batch_size": 16}
+#: The settings that work on the global embedding alone run without local matching.
+GLOBAL = {**TINY, "local_weight": 0}
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +153,7 @@ def test_elastic_run_trains_with_the_elastic_module(ablations, data):
 def test_image_scale_divides_the_distance_by_the_pairs_learned_scales(ablations, data):
     verifier = ablations.image_scale_verifier()
     pairs, y, _ = make_pairs(data, random_state=0)
-    clf = verifier(random_state=0, **TINY).fit(PREP.transform(pairs), y)
+    clf = verifier(random_state=0, **GLOBAL).fit(PREP.transform(pairs), y)
     module = clf.net_.module_.eval()
     with torch.no_grad():
         e = module(torch.randint(0, 256, (4, 32, 48), dtype=torch.uint8))
@@ -170,9 +172,9 @@ def test_image_scale_divides_the_distance_by_the_pairs_learned_scales(ablations,
 def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     pairs, y, _ = make_pairs(data, random_state=0)
     X = PREP.transform(pairs)
-    plain = SiameseVerifier(random_state=0, **TINY).fit(X, y)
-    one = ablations.tta_verifier(1)(random_state=0, **TINY).fit(X, y)
-    four = ablations.tta_verifier(4)(random_state=0, **TINY).fit(X, y)
+    plain = SiameseVerifier(random_state=0, **GLOBAL).fit(X, y)
+    one = ablations.tta_verifier(1)(random_state=0, **GLOBAL).fit(X, y)
+    four = ablations.tta_verifier(4)(random_state=0, **GLOBAL).fit(X, y)
     images = X.images[:5]
     # Training is untouched: the same weights, and one view is the plain embedding.
     for a, b in zip(plain.net_.module_.parameters(), four.net_.module_.parameters()):
@@ -189,7 +191,7 @@ def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     np.testing.assert_array_equal(averaged, four.embed(images))
     # The plain decisions it records are those of one view, and views are restored.
     plain_decisions = []
-    recorder = ablations.tta_verifier(4, plain_decisions)(random_state=0, **TINY).fit(X, y)
+    recorder = ablations.tta_verifier(4, plain_decisions)(random_state=0, **GLOBAL).fit(X, y)
     averaged_decision = recorder.decision_function(X)
     np.testing.assert_allclose(plain_decisions[0], one.decision_function(X) - one.threshold_
                                + recorder.threshold_, rtol=1e-5, atol=1e-5)
@@ -231,7 +233,7 @@ def test_writer_classes_run_trains_class_vectors(ablations, data):
                 seen.append(batch[1])
 
     verifier = ablations.writer_classes_verifier(weight=1.0, scale=16.0, class_margin=0.2)
-    clf = verifier(random_state=0, callbacks=[Spy()], **TINY).fit(X, y)
+    clf = verifier(random_state=0, callbacks=[Spy()], **GLOBAL).fit(X, y)
     vectors = clf.net_.criterion_.class_vectors
     # Two classes per training writer (4 of 6 writers minus the validation writer).
     assert vectors.shape[1] == 128 and vectors.shape[0] in (6, 8)

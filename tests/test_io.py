@@ -50,7 +50,7 @@ def test_the_file_holds_no_optimizer_state(tmp_path, fitted_verifier):
     with safe_open(str(tmp_path / "m.safetensors"), framework="pt") as f:
         keys = list(f.keys())
         header = json.loads(f.metadata()["skseg"])
-    assert all(k.startswith(("backbone.", "head.")) for k in keys)
+    assert all(k.startswith(("backbone.", "head.", "local.")) for k in keys)
     assert "optimizer" not in header["verifier"]["params"]
 
 

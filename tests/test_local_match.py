@@ -9,6 +9,7 @@ from torch.nn import functional as F
 
 import skseg
 from skseg import SiameseVerifier
+from skseg.verifier import AUTO_LOCAL_WEIGHT
 from skseg.nn import CompactNet, SigNet
 from skseg.nn.siamese import SiameseModule, all_pairs_shifted_similarity, shifted_similarity
 
@@ -144,6 +145,43 @@ def test_local_matching_is_off_at_weight_zero():
     assert module(torch.zeros(2, 64, 96, dtype=torch.uint8)).shape == (2, 16)
 
 
+@pytest.mark.filterwarnings("ignore:Too few pairs")
+def test_auto_weight_applies_where_local_matching_can():
+    X = np.random.default_rng(0).integers(0, 256, (8, 2, 64, 96), dtype=np.uint8)
+    y = np.arange(8) % 2
+    default = SiameseVerifier(max_epochs=1, batch_size=16, random_state=0).fit(X, y)
+    assert default.local_weight == "auto" and default.local_weight_ == AUTO_LOCAL_WEIGHT == 0.5
+    assert default.net_.module_.local is not None
+    # No distance to mix into (the bce head), or no feature map (a custom backbone): 0.
+    bce = SiameseVerifier(loss="bce", max_epochs=1, batch_size=16, random_state=0).fit(X, y)
+    custom = SiameseVerifier(backbone=_NoMapNet, max_epochs=1, random_state=0).fit(X, y)
+    for clf in (bce, custom):
+        assert clf.local_weight_ == 0 and clf.net_.module_.local is None
+    assert SiameseVerifier(local_weight=0, max_epochs=1, random_state=0).fit(X, y).local_weight_ == 0
+
+
+def test_files_from_before_local_matching_load_without_it(signature_pairs, tmp_path):
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    d = signature_pairs
+    clf = SiameseVerifier(local_weight=0, max_epochs=1, random_state=0)
+    clf.fit(d["X_train"], d["y_train"])
+    skseg.save(clf, tmp_path / "new.safetensors")
+    # The same file as a version without the parameter wrote it.
+    with safe_open(str(tmp_path / "new.safetensors"), "pt") as f:
+        header = json.loads(f.metadata()["skseg"])
+        state = {key: f.get_tensor(key) for key in f.keys()}
+    header["verifier"]["params"].pop("local_weight")
+    save_file(state, str(tmp_path / "old.safetensors"), metadata={"skseg": json.dumps(header)})
+    loaded = skseg.load(tmp_path / "old.safetensors")
+    assert loaded.local_weight == 0 and loaded.local_weight_ == 0
+    np.testing.assert_allclose(loaded.decision_function(d["X_test"]),
+                               clf.decision_function(d["X_test"]), rtol=1e-5, atol=1e-6)
+
+
 @pytest.mark.parametrize("backbone, channels", [(CompactNet, 256), (SigNet, 256)])
 def test_builtin_backbones_give_their_feature_map(backbone, channels):
     net = backbone(embedding_dim=8).eval()
@@ -171,7 +209,8 @@ def test_bad_local_settings_are_named():
     y = np.arange(8) % 2
     with pytest.raises(ValueError, match="local_weight"):
         SiameseVerifier(local_weight=1.5).fit(X, y)
-    with pytest.raises(ValueError, match="local_weight=0.5 .*loss='bce'"):
+    # An explicit weight where local matching cannot apply is refused, with the way out.
+    with pytest.raises(ValueError, match="local_weight=0.5 .*loss='bce'.*local_weight=0"):
         SiameseVerifier(local_weight=0.5, loss="bce", max_epochs=1).fit(X, y)
     with pytest.raises(ValueError, match="_NoMapNet has no forward_features"):
         SiameseVerifier(backbone=_NoMapNet, local_weight=0.5, max_epochs=1).fit(X, y)

@@ -105,8 +105,13 @@ def test_duplicated_pairs_cost_nothing_extra(fitted_verifier, signature_pairs, m
 def test_embed_gives_one_vector_per_image(fitted_verifier, signature_pairs):
     images = signature_pairs["X_test"][:5, 0]
     emb = fitted_verifier.embed(images)
-    assert emb.shape == (5, fitted_verifier.embedding_dim)
-    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1.0, rtol=1e-5)
+    # The global embedding (unit length), then the local map (unit length per position).
+    channels, height, width = fitted_verifier.net_.module_.local_shape
+    dim = fitted_verifier.embedding_dim
+    assert emb.shape == (5, dim + channels * height * width)
+    np.testing.assert_allclose(np.linalg.norm(emb[:, :dim], axis=1), 1.0, rtol=1e-5)
+    local = emb[:, dim:].reshape(5, channels, height, width)
+    np.testing.assert_allclose(np.linalg.norm(local, axis=1), 1.0, rtol=1e-5)
 
 
 def test_calibrate_threshold_with_a_far_target(fitted_verifier, signature_pairs):
@@ -144,7 +149,9 @@ def test_signet_backbone_runs_on_its_canvas_size():
     y = np.array([1, 0, 1, 0, 1, 0])
     clf = SiameseVerifier(backbone="signet", max_epochs=1, validation_fraction=0, random_state=0)
     clf.fit(X, y)
-    assert clf.embed(X[:2, 0]).shape == (2, 128)
+    # SigNet's last map before its pooling is 3 x 5 at 155 x 220: 32 local features each.
+    assert clf.net_.module_.local_shape == (32, 3, 5)
+    assert clf.embed(X[:2, 0]).shape == (2, 128 + 32 * 3 * 5)
 
 
 class TinyBackbone(torch.nn.Module):

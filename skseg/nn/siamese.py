@@ -197,12 +197,14 @@ class SiameseModule(nn.Module):
         if local_weight > 0:
             if head:
                 raise ValueError(f"local_weight={local_weight} mixes a local distance into the "
-                                 "pair distance; the binary head (loss='bce') has none.")
+                                 "pair distance; the binary head (loss='bce') has none: set "
+                                 "local_weight=0.")
             if not all(hasattr(self.backbone, a) for a in ("forward_features", "feature_channels")):
                 raise ValueError(
                     f"local_weight={local_weight} needs the backbone's feature map, but "
                     f"{type(self.backbone).__name__} has no forward_features method or no "
-                    "feature_channels attribute (see skseg.nn.backbones).")
+                    "feature_channels attribute (see skseg.nn.backbones): set local_weight=0 "
+                    "to use it without local matching.")
             self.local = nn.Conv2d(self.backbone.feature_channels, local_channels, 1)
             self.local.to(memory_format=self.memory_format)
 
