@@ -631,7 +631,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             ) from err
         module = self.net_._siamese_module()  # unwrapped, when Accelerate wraps it
         # With local matching the embedding is followed by the flattened local map.
-        local = int(np.prod(module.local_shape)) if getattr(module, "local", None) else 0
+        local = int(np.prod(module.local_shape)) if module.local is not None else 0
         if out.shape != (1, self.embedding_dim + local):
             raise ValueError(
                 f"backbone={self.backbone!r} returned shape {tuple(out.shape)} for one image; "

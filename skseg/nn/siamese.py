@@ -241,10 +241,11 @@ class SiameseModule(nn.Module):
         if self.local is None:
             return self._global_distance(e1, e2)
         split = self.embedding_dim
-        local = shifted_similarity(self._local_maps(e1), self._local_maps(e2), self.local_reach)
-        reverse = shifted_similarity(self._local_maps(e2), self._local_maps(e1), self.local_reach)
+        a, b = self._local_maps(e1), self._local_maps(e2)
+        similarity = (shifted_similarity(a, b, self.local_reach)
+                      + shifted_similarity(b, a, self.local_reach)) / 2
         return self._mix(self._global_distance(e1[:, :split], e2[:, :split]),
-                         matched_distance((local + reverse) / 2, dim=(1, 2)))
+                         matched_distance(similarity, dim=(1, 2)))
 
     def batch_pair_distance(self, embeddings, pairs):
         """:meth:`pair_distance` of index ``pairs`` ``(m, 2)`` into ``embeddings``.
