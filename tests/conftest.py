@@ -7,12 +7,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_pairs, make_synthetic_signatures
 
 #: Small canvases keep the CPU tests fast; the defaults (155 x 220) are for real use.
 CANVAS = (64, 96)
+
+
+class TinyBackbone(torch.nn.Module):
+    """A custom backbone with ``forward`` only (no feature map for local matching)."""
+
+    def __init__(self, embedding_dim=8):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d((4, 4)), torch.nn.Flatten(),
+                                       torch.nn.Linear(16, embedding_dim))
+
+    def forward(self, x):
+        return self.net(x)
 
 
 @contextmanager

@@ -12,7 +12,7 @@ from sklearn.pipeline import Pipeline
 import skseg
 from skseg import SiameseVerifier, SignaturePreprocessor
 
-from .conftest import CANVAS
+from .conftest import CANVAS, TinyBackbone
 
 
 def test_verifier_round_trip(tmp_path, fitted_verifier, signature_pairs):
@@ -58,16 +58,7 @@ def test_unfitted_and_custom_models_are_refused(tmp_path, signature_pairs):
     with pytest.raises(Exception, match="not fitted"):
         SiameseVerifier().save(tmp_path / "x.safetensors")
 
-    class Tiny(torch.nn.Module):
-        def __init__(self, embedding_dim=4):
-            super().__init__()
-            self.fc = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(),
-                                          torch.nn.Linear(4, embedding_dim))
-
-        def forward(self, x):
-            return self.fc(x)
-
-    clf = SiameseVerifier(backbone=Tiny, embedding_dim=4, max_epochs=1, random_state=0)
+    clf = SiameseVerifier(backbone=TinyBackbone, embedding_dim=4, max_epochs=1, random_state=0)
     clf.fit(signature_pairs["X_train"], signature_pairs["y_train"])
     with pytest.raises(ValueError, match="named backbones only"):
         clf.save(tmp_path / "x.safetensors")

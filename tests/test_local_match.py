@@ -10,6 +10,8 @@ from torch.nn import functional as F
 import skseg
 from skseg import SiameseVerifier
 from skseg.verifier import AUTO_LOCAL_WEIGHT
+
+from .conftest import TinyBackbone
 from skseg.nn import CompactNet, SigNet
 from skseg.nn.siamese import SiameseModule, all_pairs_shifted_similarity, shifted_similarity
 
@@ -154,10 +156,11 @@ def test_auto_weight_applies_where_local_matching_can():
     assert default.net_.module_.local is not None
     # No distance to mix into (the bce head), or no feature map (a custom backbone): 0.
     bce = SiameseVerifier(loss="bce", max_epochs=1, batch_size=16, random_state=0).fit(X, y)
-    custom = SiameseVerifier(backbone=_NoMapNet, max_epochs=1, random_state=0).fit(X, y)
+    custom = SiameseVerifier(backbone=TinyBackbone, max_epochs=1, random_state=0).fit(X, y)
     for clf in (bce, custom):
         assert clf.local_weight_ == 0 and clf.net_.module_.local is None
-    assert SiameseVerifier(local_weight=0, max_epochs=1, random_state=0).fit(X, y).local_weight_ == 0
+    plain = SiameseVerifier(local_weight=0, max_epochs=1, random_state=0).fit(X, y)
+    assert plain.local_weight_ == 0
 
 
 def test_files_from_before_local_matching_load_without_it(signature_pairs, tmp_path):
@@ -193,16 +196,6 @@ def test_builtin_backbones_give_their_feature_map(backbone, channels):
     assert feature_map.shape[2] >= 3 and feature_map.shape[3] >= 4
 
 
-class _NoMapNet(torch.nn.Module):
-    def __init__(self, embedding_dim=8):
-        super().__init__()
-        self.layer = torch.nn.Sequential(torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
-                                         torch.nn.Linear(1, embedding_dim))
-
-    def forward(self, x):
-        return self.layer(x)
-
-
 @pytest.mark.filterwarnings("ignore:Too few pairs")
 def test_bad_local_settings_are_named():
     X = np.random.default_rng(0).integers(0, 256, (8, 2, 64, 96), dtype=np.uint8)
@@ -212,8 +205,8 @@ def test_bad_local_settings_are_named():
     # An explicit weight where local matching cannot apply is refused, with the way out.
     with pytest.raises(ValueError, match="local_weight=0.5 .*loss='bce'.*local_weight=0"):
         SiameseVerifier(local_weight=0.5, loss="bce", max_epochs=1).fit(X, y)
-    with pytest.raises(ValueError, match="_NoMapNet has no forward_features"):
-        SiameseVerifier(backbone=_NoMapNet, local_weight=0.5, max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="TinyBackbone has no forward_features"):
+        SiameseVerifier(backbone=TinyBackbone, local_weight=0.5, max_epochs=1).fit(X, y)
     with pytest.raises(ValueError, match="local_reach=-1"):
         SiameseVerifier(local_weight=0.5, module__local_reach=-1, max_epochs=1).fit(X, y)
     with pytest.raises(RuntimeError, match="once an image has been embedded"):

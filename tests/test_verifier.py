@@ -12,6 +12,8 @@ from skseg._pairs import as_bank
 from skseg.metrics import equal_error_rate, far_frr
 from skseg.nn import PairBatches, PairDataset
 
+from .conftest import TinyBackbone
+
 # ROC AUC on 8 held-out synthetic writers that each loss must beat after 15
 # epochs on 24 writers (a few seconds to a minute on 2 cores). Chance is 0.5;
 # the raw pixel distance of the canvases reaches 0.77; measured on this data
@@ -152,17 +154,6 @@ def test_signet_backbone_runs_on_its_canvas_size():
     # SigNet's last map before its pooling is 3 x 5 at 155 x 220: 32 local features each.
     assert clf.net_.module_.local_shape == (32, 3, 5)
     assert clf.embed(X[:2, 0]).shape == (2, 128 + 32 * 3 * 5)
-
-
-class TinyBackbone(torch.nn.Module):
-    def __init__(self, embedding_dim=8):
-        super().__init__()
-        self.net = torch.nn.Sequential(
-            torch.nn.AdaptiveAvgPool2d((4, 4)), torch.nn.Flatten(), torch.nn.Linear(16, embedding_dim)
-        )
-
-    def forward(self, x):
-        return self.net(x)
 
 
 def test_custom_backbone_class_and_nested_skorch_params(signature_pairs):
