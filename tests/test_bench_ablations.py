@@ -169,6 +169,19 @@ def test_image_scale_divides_the_distance_by_the_pairs_learned_scales(ablations,
     assert 0 <= run["eer_skilled"] <= 1 and 0 <= run["eer_skilled_writer"] <= 1
 
 
+def test_fine_local_matches_the_third_block_map(ablations, data):
+    out = ablations.run(data, "fine-local", n_splits=3, verifier_params=TINY, preprocessor=PREP)
+    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+    pairs, y, _ = make_pairs(data, random_state=0)
+    fine = SiameseVerifier(random_state=0, backbone=ablations.FineCompactNet, **TINY)
+    plain = SiameseVerifier(random_state=0, **TINY)
+    shapes = [clf.fit(PREP.transform(pairs), y).net_.module_.local_shape for clf in (fine, plain)]
+    # 32 x 48 canvases: the third block's map is 4 x 6, twice the last one's 2 x 3.
+    assert shapes == [(32, 4, 6), (32, 2, 3)]
+    assert fine.net_.module_.local.in_channels == 128
+    assert fine.local_weight_ == plain.local_weight_ == 0.5
+
+
 def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     pairs, y, _ = make_pairs(data, random_state=0)
     X = PREP.transform(pairs)
