@@ -254,7 +254,7 @@ class FineCompactNet(CompactNet):
 
     def forward_features(self, x):
         fine = self.features[: self.FINE](x)
-        return fine, self.embedding(self.features[self.FINE :](fine))
+        return fine, self.embedding(self.features[self.FINE:](fine))
 
 
 def tta_verifier(views, plain_decisions=None):
