@@ -46,6 +46,9 @@ the default verifier changed in one respect:
   channels at 155 x 220, before its second max-pool) instead of the last one
   (9 x 13); ``--params '{"module__local_reach": 2}'`` lets a match move about
   as far on the canvas as reach 1 does on the last map.
+- ``cosine-lr``: the learning rate falls from ``lr`` to 0 along a half cosine
+  over the ``max_epochs`` epochs (skorch's ``LRScheduler`` with
+  ``CosineAnnealingLR``, one step per epoch) instead of staying constant.
 
 The verifier's default local matching (``local_weight="auto"``) came after
 these settings were measured. ``tta``, ``writer-classes`` and
@@ -66,6 +69,7 @@ folds with ``skseg benchmark``.
     python bench/ablations.py ../shared/data/cedar --setting image-scale
     python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting fine-local \
         --params '{"module__local_reach": 2}'
+    python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting cosine-lr
 """
 
 import argparse
@@ -76,11 +80,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, LRScheduler
 from torch.nn import functional as F
 from sklearn.model_selection import GroupKFold
 from sklearn.utils import Bunch
 from torch.nn.modules.batchnorm import _BatchNorm
+from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.optim.swa_utils import AveragedModel
 
 from skseg import SiameseVerifier
@@ -94,7 +99,8 @@ from skseg.nn.losses import ContrastiveLoss
 from skseg.nn.siamese import random_affine, random_affine_grid
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
-            "elastic", "tta", "writer-classes", "image-scale", "fine-local")
+            "elastic", "tta", "writer-classes", "image-scale", "fine-local",
+            "cosine-lr")
 
 #: Settings whose module or loss works on the global embedding alone: they run with
 #: ``local_weight=0``, the default when they were measured, unless ``--params`` says.
@@ -468,6 +474,9 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
         verifier = image_scale_verifier()
     elif setting == "fine-local":
         params.setdefault("backbone", FineCompactNet)
+    elif setting == "cosine-lr":
+        epochs = params.get("max_epochs", SiameseVerifier().max_epochs)
+        params["callbacks"] = [("lr_schedule", LRScheduler(CosineAnnealingLR, T_max=epochs))]
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()

@@ -182,6 +182,27 @@ def test_fine_local_matches_the_third_block_map(ablations, data):
     assert fine.local_weight_ == plain.local_weight_ == 0.5
 
 
+def test_cosine_lr_falls_to_zero_over_the_epochs(ablations, data, monkeypatch):
+    rates = []
+
+    class RecordRate(Callback):
+        def on_epoch_begin(self, net, **kwargs):
+            rates.append(net.optimizer_.param_groups[0]["lr"])
+
+    fit = SiameseVerifier.fit
+
+    def fit_recording(self, X, y, **kwargs):
+        self.set_params(callbacks=[*self.callbacks, RecordRate()])
+        return fit(self, X, y, **kwargs)
+
+    monkeypatch.setattr(ablations.SiameseVerifier, "fit", fit_recording)
+    params = {**TINY, "max_epochs": 4, "lr": 1e-3}
+    out = ablations.run(data, "cosine-lr", n_splits=3, verifier_params=params, preprocessor=PREP)
+    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+    # Epochs 1 to 4 start at lr * (1 + cos(pi * k / 4)) / 2, k = 0..3.
+    np.testing.assert_allclose(rates, [1e-3, 8.536e-4, 5e-4, 1.464e-4], rtol=1e-3)
+
+
 def test_tta_averages_fixed_views_outside_training_only(ablations, data):
     pairs, y, _ = make_pairs(data, random_state=0)
     X = PREP.transform(pairs)
