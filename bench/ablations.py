@@ -1,8 +1,10 @@
 """Accuracy ablations on one writer fold: what moves the held-out EER, and what does not.
 
 Each run is :func:`skseg.evaluation.cross_validate_writers` on one fold (same
-training, validation and test writers, same pairs as ``skseg benchmark``), with
-the default verifier changed in one respect:
+test writers, same pairs as ``skseg benchmark``), with the default verifier
+changed in one respect. The verifier's seed (``--seeds``) also draws which
+training writers it holds out for validation: seed 0 is ``skseg benchmark``'s
+default exactly, other seeds train on and validate with other writers.
 
 - ``defaults``: nothing changed; with several ``--seeds`` the script also
   scores the *ensemble* of the seeds' models (mean decision value per test
@@ -49,6 +51,11 @@ the default verifier changed in one respect:
 - ``cosine-lr``: the learning rate falls from ``lr`` to 0 along a half cosine
   over the ``max_epochs`` epochs (skorch's ``LRScheduler`` with
   ``CosineAnnealingLR``, one step per epoch) instead of staying constant.
+- ``cohort-norm``: training unchanged; each pair's distance is s-normalised
+  (:func:`s_norm`) against a cohort of 400 of the fold's training images, the
+  whole cohort or each image's 50 nearest (:data:`COHORT_NORMS`). Each
+  normalisation has its own size weight and validation-writer EER, and the
+  same model's test pairs are scored each way and raw (``norms``).
 
 The verifier's default local matching (``local_weight="auto"``) came after
 these settings were measured. ``tta``, ``writer-classes`` and
@@ -70,6 +77,7 @@ folds with ``skseg benchmark``.
     python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting fine-local \
         --params '{"module__local_reach": 2}'
     python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting cosine-lr
+    python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting cohort-norm
 """
 
 import argparse
@@ -83,13 +91,15 @@ import torch
 from skorch.callbacks import Callback, LRScheduler
 from torch.nn import functional as F
 from sklearn.model_selection import GroupKFold
-from sklearn.utils import Bunch
+from sklearn.utils import Bunch, check_random_state, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.optim.swa_utils import AveragedModel
 
 from skseg import SiameseVerifier
 from skseg._image import load_grayscale
+from skseg._pairs import as_bank, size_distances
 from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _fold_metrics, cross_validate_writers
@@ -97,10 +107,11 @@ from skseg.nn import CompactNet, SiameseModule, SiameseNet
 from skseg.nn.batching import PairBatches, pack_pieces
 from skseg.nn.losses import ContrastiveLoss
 from skseg.nn.siamese import random_affine, random_affine_grid
+from skseg.verifier import _equal_error_rate
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
             "elastic", "tta", "writer-classes", "image-scale", "fine-local",
-            "cosine-lr")
+            "cosine-lr", "cohort-norm")
 
 #: Settings whose module or loss works on the global embedding alone: they run with
 #: ``local_weight=0``, the default when they were measured, unless ``--params`` says.
@@ -312,6 +323,117 @@ def tta_verifier(views, plain_decisions=None):
     return TTAVerifier
 
 
+#: Score normalisations of ``cohort-norm``: how many of its nearest cohort images
+#: give an image's mean and spread of distances (None: the whole cohort).
+COHORT_NORMS = {"s-norm": None, "s-norm, 50 nearest": 50}
+
+
+def cohort_distances(net, embeddings, cohort):
+    """Distances ``(n, c)`` of each of ``n`` embedded images to each cohort image."""
+    n, c = len(embeddings), len(cohort)
+    pairs = np.stack([np.repeat(np.arange(n), c), n + np.tile(np.arange(c), n)], axis=1)
+    both = torch.cat([embeddings, cohort])
+    return net.pair_distances(both, pairs, numpy=False).view(n, c)
+
+
+def s_norm(distances, pairs, to_cohort, nearest=None):
+    """Symmetric score normalisation (s-norm) of pair distances.
+
+    Each pair's distance is standardised by the mean and SD of the distances
+    from each of its two images to the cohort (``to_cohort``, one row per
+    image; or to its ``nearest`` cohort images), and the two z-scores are
+    averaged: a reference whose every distance runs large no longer reads as
+    a forgery for that alone.
+    """
+    if nearest is not None:
+        to_cohort = to_cohort.topk(min(nearest, to_cohort.shape[1]), dim=1, largest=False).values
+    mean, sd = to_cohort.mean(1), to_cohort.std(1)
+    z = [(distances - mean[pairs[:, side]]) / sd[pairs[:, side]] for side in (0, 1)]
+    return (z[0] + z[1]) / 2, (float(mean.mean()), float(sd.mean()))
+
+
+def _size_tensor(X, like):
+    """The pairs' size distances as a tensor like ``like`` (zeros without sizes)."""
+    size = size_distances(X)
+    return torch.zeros_like(like) if size is None else torch.as_tensor(size).to(like)
+
+
+def cohort_norm_verifier(records, cohort_size=400):
+    """A SiameseVerifier class that s-normalises its distances against a cohort of
+    ``cohort_size`` of its training images (:data:`COHORT_NORMS`).
+
+    The network and its training are the defaults'. After fitting, each
+    normalisation has its own size weight and validation-writer EER; the
+    first one sets the threshold. ``records["validation"]`` gets each
+    normalisation's validation EER and ``records["test"]`` the decision values
+    of each on the pairs scored last, both with ``"raw"``, the same model
+    without normalisation.
+    """
+
+    class CohortNormVerifier(SiameseVerifier):
+        def fit(self, X, y):
+            super().fit(X, y)
+            records["validation"] = {"raw": self.validation_eer_}
+            self.raw_size_weight_ = self.size_weight_
+            bank, index = as_bank(X)
+            target = (column_or_1d(y) == self.classes_[1]).astype(np.float32)
+            # fit's own split: the seed is the first draw, the split follows.
+            rng = check_random_state(self.random_state)
+            rng.randint(np.iinfo(np.int32).max)
+            train_idx, valid_idx = self._validation_split(index, target, len(bank), rng)
+            used = np.unique(index[train_idx])
+            pick = check_random_state(0).choice(len(used), min(cohort_size, len(used)),
+                                                replace=False)
+            self.cohort_ = self.net_.embed(bank[np.sort(used[pick])])
+
+            valid = X[valid_idx]  # a PairedCanvases keeps its bank and sizes
+            raw, to_cohort, valid_pairs = self._raw_and_cohort(valid)
+            target = torch.as_tensor(target[valid_idx], device=raw.device)
+            size = _size_tensor(valid, raw)
+            self.norm_scale_, self.norm_size_weight_ = {}, {}
+            for k, (name, nearest) in enumerate(COHORT_NORMS.items()):
+                z, self.norm_scale_[name] = s_norm(raw, valid_pairs, to_cohort, nearest)
+                distances = self._in_raw_units(z, name)
+                # The size weights are on the raw scale, as the normalised distance is.
+                self.size_weight_ = self._choose_size_weight(distances, size, target)
+                self.norm_size_weight_[name] = self.size_weight_
+                records["validation"][name] = _equal_error_rate(
+                    target, distances + self.size_weight_ * size)
+                if k == 0:
+                    main = distances + self.size_weight_ * size, self.size_weight_
+            self.size_weight_ = main[1]
+            self.validation_eer_ = records["validation"][next(iter(COHORT_NORMS))]
+            self._calibrate(main[0], target, self.threshold_strategy, self.threshold_target,
+                            choose=self.threshold == "auto")
+            return self
+
+        def _raw_and_cohort(self, X):
+            """Raw pair distances, each used image's cohort distances, the bank's pairs."""
+            bank, index = as_bank(X)
+            embeddings = self.net_.embed(bank)
+            raw = self.net_.pair_distances(embeddings, index, numpy=False)
+            return raw, cohort_distances(self.net_, embeddings, self.cohort_), index
+
+        def _in_raw_units(self, z, name):
+            mean, sd = self.norm_scale_[name]
+            return mean + sd * z
+
+        def _distances(self, X, numpy=True):
+            check_is_fitted(self)
+            raw, to_cohort, pairs = self._raw_and_cohort(X)
+            size = _size_tensor(X, raw)
+            distances = {"raw": raw + self.raw_size_weight_ * size}
+            for name, nearest in COHORT_NORMS.items():
+                z, _ = s_norm(raw, pairs, to_cohort, nearest)
+                distances[name] = (self._in_raw_units(z, name)
+                                   + self.norm_size_weight_[name] * size)
+            records["test"] = {name: -d.double().cpu().numpy() for name, d in distances.items()}
+            main = distances[next(iter(COHORT_NORMS))].double()
+            return main.cpu().numpy() if numpy else main
+
+    return CohortNormVerifier
+
+
 class WriterClassBatches(PairBatches):
     """Training batches that also carry each image's writer class (``y["image_class"]``).
 
@@ -477,6 +599,9 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
     elif setting == "cosine-lr":
         epochs = params.get("max_epochs", SiameseVerifier().max_epochs)
         params["callbacks"] = [("lr_schedule", LRScheduler(CosineAnnealingLR, T_max=epochs))]
+    elif setting == "cohort-norm":
+        norm_records = {}
+        verifier = cohort_norm_verifier(norm_records)
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -489,6 +614,12 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
         if setting == "tta":  # the same model's test pairs, one view per canvas
             test = result["scores"][0]
             runs[-1]["one_view"] = ensemble_eers([dict(test, decision=plain.pop())])
+        if setting == "cohort-norm":  # the same model's test pairs, each normalisation
+            test = result["scores"][0]
+            runs[-1]["norms"] = {
+                name: {"validation_eer": norm_records["validation"][name],
+                       **ensemble_eers([dict(test, decision=decision)])}
+                for name, decision in norm_records["test"].items()}
         scores.append(result["scores"][0])
     out = {"setting": setting, "fold": fold, "runs": runs}
     if len(seeds) > 1:
@@ -548,6 +679,11 @@ def main(argv=None):
             print(f"    the same model, one view: skilled EER "
                   f"{100 * r['one_view']['eer_skilled']:.1f} %, random EER "
                   f"{100 * r['one_view']['eer_random']:.1f} %")
+        for name, e in r.get("norms", {}).items():
+            print(f"    {name}: skilled EER {100 * e['eer_skilled']:.1f} %, random EER "
+                  f"{100 * e['eer_random']:.1f} % (per-writer thresholds: "
+                  f"{100 * e['eer_skilled_writer']:.1f} %, {100 * e['eer_random_writer']:.1f} %), "
+                  f"validation-writer EER {100 * e['validation_eer']:.1f} %")
     if "ensemble" in out:
         e = out["ensemble"]
         print(f"ensemble of {len(args.seeds)}: skilled EER {100 * e['eer_skilled']:.1f} %, "

@@ -1,5 +1,8 @@
 """bench/ablations.py on tiny synthetic data: each setting trains what it says."""
 
+import json
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -201,6 +204,55 @@ def test_cosine_lr_falls_to_zero_over_the_epochs(ablations, data, monkeypatch):
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1
     # Epochs 1 to 4 start at lr * (1 + cos(pi * k / 4)) / 2, k = 0..3.
     np.testing.assert_allclose(rates, [1e-3, 8.536e-4, 5e-4, 1.464e-4], rtol=1e-3)
+
+
+def test_s_norm_standardises_by_each_images_cohort_distances(ablations):
+    to_cohort = torch.tensor([[1.0, 2.0, 3.0], [2.0, 4.0, 9.0], [0.0, 1.0, 8.0]])
+    pairs = np.array([[0, 1], [2, 0]])
+    distances = torch.tensor([3.0, 1.0])
+    z, (mean, sd) = ablations.s_norm(distances, pairs, to_cohort)
+    # image means 2, 5, 3 and SDs 1, sqrt(13), sqrt(19)
+    expected = [((3 - 2) / 1 + (3 - 5) / 13**0.5) / 2, ((1 - 3) / 19**0.5 + (1 - 2) / 1) / 2]
+    torch.testing.assert_close(z, torch.tensor(expected))
+    assert mean == pytest.approx(10 / 3)
+    assert sd == pytest.approx((1 + 13**0.5 + 19**0.5) / 3)
+    # With the 2 nearest: means 1.5, 3, 0.5, SDs all sqrt(0.5), 2 sqrt(2), sqrt(0.5)
+    z, _ = ablations.s_norm(distances, pairs, to_cohort, nearest=2)
+    half = 0.5**0.5
+    expected = [((3 - 1.5) / half + (3 - 3) / (2 * 2**0.5)) / 2,
+                ((1 - 0.5) / half + (1 - 1.5) / half) / 2]
+    torch.testing.assert_close(z, torch.tensor(expected))
+
+
+def test_cohort_norm_scores_the_defaults_model_each_way(ablations, data):
+    out = ablations.run(data, "cohort-norm", n_splits=3, verifier_params=TINY,
+                        preprocessor=PREP)
+    plain = ablations.run(data, "defaults", n_splits=3, verifier_params=TINY,
+                          preprocessor=PREP)
+    run, defaults = out["runs"][0], plain["runs"][0]
+    norms = run["norms"]
+    assert list(norms) == ["raw", *ablations.COHORT_NORMS]
+    # "raw" is the defaults' model and figures: the same training, split and size weight.
+    for name in ("eer_skilled", "eer_random", "validation_eer"):
+        assert norms["raw"][name] == pytest.approx(defaults[name])
+    # The benchmark's own figures are the first normalisation's.
+    first = norms[next(iter(ablations.COHORT_NORMS))]
+    assert run["eer_skilled"] == pytest.approx(first["eer_skilled"])
+    assert run["validation_eer"] == pytest.approx(first["validation_eer"])
+    for figures in norms.values():
+        assert 0 <= figures["eer_skilled"] <= 1 and 0 <= figures["validation_eer"] <= 1
+
+
+def test_cohort_norm_prints_each_normalisation(ablations, data, monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(ablations, "load_signatures", lambda path, layout: data)
+    monkeypatch.setattr(ablations, "run", partial(ablations.run, n_splits=3, preprocessor=PREP))
+    ablations.main([str(tmp_path), "--setting", "cohort-norm", "--params", json.dumps(TINY),
+                    "--out", str(tmp_path / "out.json")])
+    lines = capsys.readouterr().out.splitlines()
+    for name in ["raw", *ablations.COHORT_NORMS]:
+        assert any(line.strip().startswith(f"{name}: skilled EER") for line in lines)
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert list(saved["runs"][0]["norms"]) == ["raw", *ablations.COHORT_NORMS]
 
 
 def test_tta_averages_fixed_views_outside_training_only(ablations, data):
