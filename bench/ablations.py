@@ -51,9 +51,10 @@ default exactly, other seeds train on and validate with other writers.
 - ``cosine-lr``: the learning rate falls from ``lr`` to 0 along a half cosine
   over the ``max_epochs`` epochs (skorch's ``LRScheduler`` with
   ``CosineAnnealingLR``, one step per epoch) instead of staying constant.
-- ``cohort-norm``: training unchanged; each pair's distance is s-normalised
-  (:func:`s_norm`) against a cohort of 400 of the fold's training images, the
-  whole cohort or each image's 50 nearest (:data:`COHORT_NORMS`). Each
+- ``cohort-norm``: training unchanged; each pair's distance is standardised
+  (:func:`score_norm`) by its images' distances to a cohort of 400 of the
+  fold's training images: both images' (s-norm) or the reference's (z-norm),
+  to the whole cohort or to each image's 50 nearest (:data:`COHORT_NORMS`). Each
   normalisation has its own size weight and validation-writer EER, and the
   same model's test pairs are scored each way and raw (``norms``).
 
@@ -323,9 +324,11 @@ def tta_verifier(views, plain_decisions=None):
     return TTAVerifier
 
 
-#: Score normalisations of ``cohort-norm``: how many of its nearest cohort images
-#: give an image's mean and spread of distances (None: the whole cohort).
-COHORT_NORMS = {"s-norm": None, "s-norm, 50 nearest": 50}
+#: Score normalisations of ``cohort-norm``: the pair's sides whose distances to the
+#: cohort standardise it (both: s-norm; the reference alone: z-norm), and how many
+#: of each image's nearest cohort images count (None: the whole cohort).
+COHORT_NORMS = {"s-norm": ((0, 1), None), "s-norm, 50 nearest": ((0, 1), 50),
+                "z-norm": ((0,), None), "z-norm, 50 nearest": ((0,), 50)}
 
 
 def cohort_distances(net, embeddings, cohort):
@@ -336,20 +339,22 @@ def cohort_distances(net, embeddings, cohort):
     return net.pair_distances(both, pairs, numpy=False).view(n, c)
 
 
-def s_norm(distances, pairs, to_cohort, nearest=None):
-    """Symmetric score normalisation (s-norm) of pair distances.
+def score_norm(distances, pairs, to_cohort, sides=(0, 1), nearest=None):
+    """Cohort score normalisation of pair distances.
 
     Each pair's distance is standardised by the mean and SD of the distances
-    from each of its two images to the cohort (``to_cohort``, one row per
-    image; or to its ``nearest`` cohort images), and the two z-scores are
-    averaged: a reference whose every distance runs large no longer reads as
-    a forgery for that alone.
+    from its image on each of ``sides`` (0: the reference, 1: the questioned)
+    to the cohort (``to_cohort``, one row per image; or to its ``nearest``
+    cohort images), and the z-scores are averaged: both sides is s-norm, the
+    reference alone z-norm. A reference whose every distance runs large no
+    longer reads as a forgery for that alone. Also returns the mean of the
+    images' means and SDs, the cohort's scale.
     """
     if nearest is not None:
         to_cohort = to_cohort.topk(min(nearest, to_cohort.shape[1]), dim=1, largest=False).values
     mean, sd = to_cohort.mean(1), to_cohort.std(1)
-    z = [(distances - mean[pairs[:, side]]) / sd[pairs[:, side]] for side in (0, 1)]
-    return (z[0] + z[1]) / 2, (float(mean.mean()), float(sd.mean()))
+    z = sum((distances - mean[pairs[:, side]]) / sd[pairs[:, side]] for side in sides)
+    return z / len(sides), (float(mean.mean()), float(sd.mean()))
 
 
 def _size_tensor(X, like):
@@ -359,7 +364,7 @@ def _size_tensor(X, like):
 
 
 def cohort_norm_verifier(records, cohort_size=400):
-    """A SiameseVerifier class that s-normalises its distances against a cohort of
+    """A SiameseVerifier class that normalises its distances against a cohort of
     ``cohort_size`` of its training images (:data:`COHORT_NORMS`).
 
     The network and its training are the defaults'. After fitting, each
@@ -391,8 +396,9 @@ def cohort_norm_verifier(records, cohort_size=400):
             target = torch.as_tensor(target[valid_idx], device=raw.device)
             size = _size_tensor(valid, raw)
             self.norm_scale_, self.norm_size_weight_ = {}, {}
-            for k, (name, nearest) in enumerate(COHORT_NORMS.items()):
-                z, self.norm_scale_[name] = s_norm(raw, valid_pairs, to_cohort, nearest)
+            for k, (name, (sides, nearest)) in enumerate(COHORT_NORMS.items()):
+                z, self.norm_scale_[name] = score_norm(raw, valid_pairs, to_cohort, sides,
+                                                       nearest)
                 distances = self._in_raw_units(z, name)
                 # The size weights are on the raw scale, as the normalised distance is.
                 self.size_weight_ = self._choose_size_weight(distances, size, target)
@@ -423,8 +429,8 @@ def cohort_norm_verifier(records, cohort_size=400):
             raw, to_cohort, pairs = self._raw_and_cohort(X)
             size = _size_tensor(X, raw)
             distances = {"raw": raw + self.raw_size_weight_ * size}
-            for name, nearest in COHORT_NORMS.items():
-                z, _ = s_norm(raw, pairs, to_cohort, nearest)
+            for name, (sides, nearest) in COHORT_NORMS.items():
+                z, _ = score_norm(raw, pairs, to_cohort, sides, nearest)
                 distances[name] = (self._in_raw_units(z, name)
                                    + self.norm_size_weight_[name] * size)
             records["test"] = {name: -d.double().cpu().numpy() for name, d in distances.items()}

@@ -206,18 +206,21 @@ def test_cosine_lr_falls_to_zero_over_the_epochs(ablations, data, monkeypatch):
     np.testing.assert_allclose(rates, [1e-3, 8.536e-4, 5e-4, 1.464e-4], rtol=1e-3)
 
 
-def test_s_norm_standardises_by_each_images_cohort_distances(ablations):
+def test_score_norm_standardises_by_each_images_cohort_distances(ablations):
     to_cohort = torch.tensor([[1.0, 2.0, 3.0], [2.0, 4.0, 9.0], [0.0, 1.0, 8.0]])
     pairs = np.array([[0, 1], [2, 0]])
     distances = torch.tensor([3.0, 1.0])
-    z, (mean, sd) = ablations.s_norm(distances, pairs, to_cohort)
+    z, (mean, sd) = ablations.score_norm(distances, pairs, to_cohort)
     # image means 2, 5, 3 and SDs 1, sqrt(13), sqrt(19)
     expected = [((3 - 2) / 1 + (3 - 5) / 13**0.5) / 2, ((1 - 3) / 19**0.5 + (1 - 2) / 1) / 2]
     torch.testing.assert_close(z, torch.tensor(expected))
     assert mean == pytest.approx(10 / 3)
     assert sd == pytest.approx((1 + 13**0.5 + 19**0.5) / 3)
+    # z-norm: the reference (column 0) alone
+    z, _ = ablations.score_norm(distances, pairs, to_cohort, sides=(0,))
+    torch.testing.assert_close(z, torch.tensor([(3 - 2) / 1, (1 - 3) / 19**0.5]))
     # With the 2 nearest: means 1.5, 3, 0.5, SDs all sqrt(0.5), 2 sqrt(2), sqrt(0.5)
-    z, _ = ablations.s_norm(distances, pairs, to_cohort, nearest=2)
+    z, _ = ablations.score_norm(distances, pairs, to_cohort, nearest=2)
     half = 0.5**0.5
     expected = [((3 - 1.5) / half + (3 - 3) / (2 * 2**0.5)) / 2,
                 ((1 - 0.5) / half + (1 - 1.5) / half) / 2]
