@@ -57,6 +57,10 @@ default exactly, other seeds train on and validate with other writers.
   to the whole cohort or to each image's 50 nearest (:data:`COHORT_NORMS`). Each
   normalisation has its own size weight and validation-writer EER, and the
   same model's test pairs are scored each way and raw (``norms``).
+- ``shared-split``: every seed holds out seed 0's validation writers, so seeds
+  differ only in initial weights and batch order; with several ``--seeds`` the
+  ensemble also gets a validation-writer EER (its mean decision value on those
+  writers' pairs), comparable to seed 0's alone.
 
 The verifier's default local matching (``local_weight="auto"``) came after
 these settings were measured. ``tta``, ``writer-classes`` and
@@ -79,6 +83,8 @@ folds with ``skseg benchmark``.
         --params '{"module__local_reach": 2}'
     python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting cosine-lr
     python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting cohort-norm
+    python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting shared-split \
+        --seeds 0 1 --params '{"max_epochs": 10}'
 """
 
 import argparse
@@ -104,6 +110,7 @@ from skseg._pairs import as_bank, size_distances
 from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _fold_metrics, cross_validate_writers
+from skseg.metrics import equal_error_rate
 from skseg.nn import CompactNet, SiameseModule, SiameseNet
 from skseg.nn.batching import PairBatches, pack_pieces
 from skseg.nn.losses import ContrastiveLoss
@@ -112,7 +119,7 @@ from skseg.verifier import _equal_error_rate
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
             "elastic", "tta", "writer-classes", "image-scale", "fine-local",
-            "cosine-lr", "cohort-norm")
+            "cosine-lr", "cohort-norm", "shared-split")
 
 #: Settings whose module or loss works on the global embedding alone: they run with
 #: ``local_weight=0``, the default when they were measured, unless ``--params`` says.
@@ -357,6 +364,38 @@ def score_norm(distances, pairs, to_cohort, sides=(0, 1), nearest=None):
     return z / len(sides), (float(mean.mean()), float(sd.mean()))
 
 
+def fit_split(verifier, index, target, n_images, seed=None):
+    """The training and validation rows ``fit`` drew with random_state ``seed``
+    (the verifier's own by default): the first draw seeds torch, the split follows."""
+    rng = check_random_state(verifier.random_state if seed is None else seed)
+    rng.randint(np.iinfo(np.int32).max)
+    return SiameseVerifier._validation_split(verifier, index, target, n_images, rng)
+
+
+def shared_split_verifier(validation_scores, split_seed=0):
+    """A SiameseVerifier class that holds out the validation writers seed
+    ``split_seed`` draws, whatever its ``random_state``: seeds then differ only in
+    initial weights and batch order, and their models' ensemble has validation
+    writers of its own. ``validation_scores`` gets each fit's validation pairs
+    (``y``, ``decision``).
+    """
+
+    class SharedSplitVerifier(SiameseVerifier):
+        def _validation_split(self, index, target, n_images, rng):
+            return fit_split(self, index, target, n_images, seed=split_seed)
+
+        def fit(self, X, y):
+            super().fit(X, y)
+            bank, index = as_bank(X)
+            target = (column_or_1d(y) == self.classes_[1]).astype(int)
+            _, valid_idx = self._validation_split(index, target, len(bank), None)
+            validation_scores.append({"y": target[valid_idx],
+                                      "decision": self.decision_function(X[valid_idx])})
+            return self
+
+    return SharedSplitVerifier
+
+
 def _size_tensor(X, like):
     """The pairs' size distances as a tensor like ``like`` (zeros without sizes)."""
     size = size_distances(X)
@@ -382,10 +421,7 @@ def cohort_norm_verifier(records, cohort_size=400):
             self.raw_size_weight_ = self.size_weight_
             bank, index = as_bank(X)
             target = (column_or_1d(y) == self.classes_[1]).astype(np.float32)
-            # fit's own split: the seed is the first draw, the split follows.
-            rng = check_random_state(self.random_state)
-            rng.randint(np.iinfo(np.int32).max)
-            train_idx, valid_idx = self._validation_split(index, target, len(bank), rng)
+            train_idx, valid_idx = fit_split(self, index, target, len(bank))
             used = np.unique(index[train_idx])
             pick = check_random_state(0).choice(len(used), min(cohort_size, len(used)),
                                                 replace=False)
@@ -608,6 +644,9 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
     elif setting == "cohort-norm":
         norm_records = {}
         verifier = cohort_norm_verifier(norm_records)
+    elif setting == "shared-split":
+        validation_scores = []
+        verifier = shared_split_verifier(validation_scores)
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
@@ -630,6 +669,9 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
     out = {"setting": setting, "fold": fold, "runs": runs}
     if len(seeds) > 1:
         out["ensemble"] = ensemble_eers(scores)
+        if setting == "shared-split":  # the seeds' validation writers are one set
+            out["ensemble"]["validation_eer"], _ = equal_error_rate(
+                validation_scores[0]["y"], np.mean([v["decision"] for v in validation_scores], 0))
     return out
 
 
@@ -692,8 +734,10 @@ def main(argv=None):
                   f"validation-writer EER {100 * e['validation_eer']:.1f} %")
     if "ensemble" in out:
         e = out["ensemble"]
+        validation = (f", validation-writer EER {100 * e['validation_eer']:.1f} %"
+                      if "validation_eer" in e else "")
         print(f"ensemble of {len(args.seeds)}: skilled EER {100 * e['eer_skilled']:.1f} %, "
-              f"random EER {100 * e['eer_random']:.1f} %")
+              f"random EER {100 * e['eer_random']:.1f} %{validation}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

@@ -10,7 +10,9 @@ from skorch.callbacks import Callback
 
 from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_pairs, make_synthetic_signatures
+from skseg._pairs import as_bank
 from skseg.datasets._pairs import _items_of
+from skseg.metrics import equal_error_rate
 from skseg.nn.batching import PairBatches
 
 from .conftest import bench_script
@@ -256,6 +258,34 @@ def test_cohort_norm_prints_each_normalisation(ablations, data, monkeypatch, cap
         assert any(line.strip().startswith(f"{name}: skilled EER") for line in lines)
     saved = json.loads((tmp_path / "out.json").read_text())
     assert list(saved["runs"][0]["norms"]) == ["raw", *ablations.COHORT_NORMS]
+
+
+def test_shared_split_holds_out_seed_0s_writers_for_every_seed(ablations, data):
+    pairs, y, _ = make_pairs(data, random_state=0)
+    X = PREP.transform(pairs)
+    scores = []
+    shared = ablations.shared_split_verifier(scores)(random_state=1, **TINY).fit(X, y)
+    bank, index = as_bank(X)
+    target = (y == shared.classes_[1]).astype(int)
+    seed_0 = ablations.fit_split(SiameseVerifier(random_state=0), index, target, len(bank))
+    seed_1 = ablations.fit_split(SiameseVerifier(random_state=1), index, target, len(bank))
+    rows = shared._validation_split(index, target, len(bank), None)
+    assert np.array_equal(rows[1], seed_0[1]) and not np.array_equal(rows[1], seed_1[1])
+    # The recorded validation pairs are the ones fit chose its threshold on.
+    assert np.array_equal(scores[0]["y"], target[seed_0[1]])
+    eer, _ = equal_error_rate(scores[0]["y"], scores[0]["decision"])
+    assert eer == pytest.approx(shared.validation_eer_)
+
+
+def test_shared_split_ensemble_has_a_validation_eer(ablations, data):
+    out = ablations.run(data, "shared-split", seeds=(0, 1), n_splits=3, verifier_params=TINY,
+                        preprocessor=PREP)
+    plain = ablations.run(data, "defaults", n_splits=3, verifier_params=TINY,
+                          preprocessor=PREP)
+    # Seed 0 holds out its own writers: the defaults' run to the digit.
+    assert out["runs"][0]["eer_skilled"] == pytest.approx(plain["runs"][0]["eer_skilled"])
+    assert out["runs"][0]["validation_eer"] == pytest.approx(plain["runs"][0]["validation_eer"])
+    assert 0 <= out["ensemble"]["validation_eer"] <= 1
 
 
 def test_tta_averages_fixed_views_outside_training_only(ablations, data):
