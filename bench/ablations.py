@@ -7,8 +7,11 @@ training writers it holds out for validation: seed 0 is ``skseg benchmark``'s
 default exactly, other seeds train on and validate with other writers.
 
 - ``defaults``: nothing changed; with several ``--seeds`` the script also
-  scores the *ensemble* of the seeds' models (mean decision value per test
-  pair, i.e. mean distance).
+  scores the *ensemble* of the seeds' models: the mean decision value per test
+  pair, each model's values divided first by their standard deviation over
+  the test pairs (``ensemble``; no labels used), and without that division
+  (``ensemble_unscaled``, the only form before 2026-11-23, where one model
+  with larger distances could outweigh the others).
 - ``swa``: stochastic weight averaging (``torch.optim.swa_utils``) of the
   weights after each epoch from ``--swa-start`` on, with BatchNorm statistics
   recomputed on the training images at the end.
@@ -581,12 +584,22 @@ def fold_eers(result):
     return {name: result["folds"][0][name] for name in EERS}
 
 
-def ensemble_eers(scores):
-    """EERs of the mean decision value of several models on the same test pairs."""
+def mean_decision(decisions, standardise=True):
+    """The ensemble's decision value per pair: the mean of the models' values, each
+    divided first by its standard deviation over these pairs (no labels used) unless
+    ``standardise`` is False, so that no model's distance scale outweighs the others'."""
+    decisions = np.asarray(decisions, dtype=np.float64)
+    if standardise:
+        decisions = decisions / decisions.std(axis=1, keepdims=True)
+    return decisions.mean(axis=0)
+
+
+def ensemble_eers(scores, standardise=True):
+    """EERs of the :func:`mean_decision` of several models on the same test pairs."""
     y, kind = scores[0]["y"], scores[0]["kind"]
     if any(not np.array_equal(s["y"], y) for s in scores):
         raise RuntimeError("the seeds' runs scored different test pairs; they cannot be averaged.")
-    decision = np.mean([s["decision"] for s in scores], axis=0)
+    decision = mean_decision([s["decision"] for s in scores], standardise)
     # The benchmark's own figures, on the averaged decision values.
     metrics = _fold_metrics(y, kind, decision, scores[0].get("writer"))
     return {name: metrics[name] for name in EERS if name in metrics}
@@ -668,10 +681,13 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
         scores.append(result["scores"][0])
     out = {"setting": setting, "fold": fold, "runs": runs}
     if len(seeds) > 1:
-        out["ensemble"] = ensemble_eers(scores)
-        if setting == "shared-split":  # the seeds' validation writers are one set
-            out["ensemble"]["validation_eer"], _ = equal_error_rate(
-                validation_scores[0]["y"], np.mean([v["decision"] for v in validation_scores], 0))
+        # Both forms: figures measured before 2026-11-23 averaged unscaled values.
+        for key, standardise in (("ensemble", True), ("ensemble_unscaled", False)):
+            out[key] = ensemble_eers(scores, standardise)
+            if setting == "shared-split":  # the seeds' validation writers are one set
+                decision = mean_decision([v["decision"] for v in validation_scores], standardise)
+                out[key]["validation_eer"], _ = equal_error_rate(validation_scores[0]["y"],
+                                                                 decision)
     return out
 
 
@@ -732,12 +748,15 @@ def main(argv=None):
                   f"{100 * e['eer_random']:.1f} % (per-writer thresholds: "
                   f"{100 * e['eer_skilled_writer']:.1f} %, {100 * e['eer_random_writer']:.1f} %), "
                   f"validation-writer EER {100 * e['validation_eer']:.1f} %")
-    if "ensemble" in out:
-        e = out["ensemble"]
+    for key, form in (("ensemble", "standardised"), ("ensemble_unscaled", "unscaled")):
+        if key not in out:
+            continue
+        e = out[key]
         validation = (f", validation-writer EER {100 * e['validation_eer']:.1f} %"
                       if "validation_eer" in e else "")
-        print(f"ensemble of {len(args.seeds)}: skilled EER {100 * e['eer_skilled']:.1f} %, "
-              f"random EER {100 * e['eer_random']:.1f} %{validation}")
+        print(f"ensemble of {len(args.seeds)} ({form} mean decision): skilled EER "
+              f"{100 * e['eer_skilled']:.1f} %, random EER {100 * e['eer_random']:.1f} %"
+              f"{validation}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

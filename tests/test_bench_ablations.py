@@ -42,7 +42,7 @@ def test_seeds_and_their_ensemble(ablations, data):
     assert [r["seed"] for r in out["runs"]] == [0, 1]
     for r in out["runs"]:  # the verifier's own choices on its validation writers
         assert 0 <= r["validation_eer"] <= 1 and r["size_weight"] >= 0
-    for figures in [*out["runs"], out["ensemble"]]:
+    for figures in [*out["runs"], out["ensemble"], out["ensemble_unscaled"]]:
         assert 0 <= figures["eer_skilled"] <= 1 and 0 <= figures["eer_random"] <= 1
     one = ablations.run(data, "defaults", seeds=(0,), n_splits=3, verifier_params=TINY,
                         preprocessor=PREP)
@@ -60,6 +60,23 @@ def test_ensemble_is_the_mean_decision(ablations):
     other = dict(b, y=np.array([1, 0, 0, 0]))
     with pytest.raises(RuntimeError, match="different test pairs"):
         ablations.ensemble_eers([a, other])
+
+
+def test_ensemble_standardises_each_models_scale(ablations):
+    y = np.array([1, 1, 0, 0])
+    kind = np.array(["genuine", "genuine", "skilled", "skilled"])
+    # a ranks pair 1 below both forgeries, b ranks pair 0 below one of them; b's
+    # values are 100 times larger, so its ranking alone decides the unscaled mean.
+    a = {"y": y, "kind": kind, "decision": np.array([3.0, -2.0, 0.0, -1.0])}
+    b = {"y": y, "kind": kind, "decision": 100 * np.array([-1.0, 3.0, -2.0, 0.0])}
+    unscaled = ablations.mean_decision([a["decision"], b["decision"]], standardise=False)
+    np.testing.assert_allclose(unscaled, (a["decision"] + b["decision"]) / 2)
+    scaled = ablations.mean_decision([a["decision"], b["decision"]])
+    np.testing.assert_allclose(scaled, (a["decision"] / a["decision"].std()
+                                        + b["decision"] / b["decision"].std()) / 2)
+    assert ablations.ensemble_eers([a, b], standardise=False)["eer_skilled"] == pytest.approx(
+        ablations.ensemble_eers([b])["eer_skilled"])
+    assert ablations.ensemble_eers([a, b])["eer_skilled"] == 0.0
 
 
 def test_weight_averaging_averages_the_epochs(ablations, data):
@@ -286,6 +303,7 @@ def test_shared_split_ensemble_has_a_validation_eer(ablations, data):
     assert out["runs"][0]["eer_skilled"] == pytest.approx(plain["runs"][0]["eer_skilled"])
     assert out["runs"][0]["validation_eer"] == pytest.approx(plain["runs"][0]["validation_eer"])
     assert 0 <= out["ensemble"]["validation_eer"] <= 1
+    assert 0 <= out["ensemble_unscaled"]["validation_eer"] <= 1
 
 
 def test_tta_averages_fixed_views_outside_training_only(ablations, data):
