@@ -63,7 +63,8 @@ class PairedCanvases:
                 f"got {index.dtype} of shape {index.shape}."
             )
         if index.size and (index.min() < 0 or index.max() >= len(images)):
-            bad = int(np.flatnonzero((index < 0).any(axis=1) | (index >= len(images)).any(axis=1))[0])
+            out_of_range = (index < 0).any(axis=1) | (index >= len(images)).any(axis=1)
+            bad = int(np.flatnonzero(out_of_range)[0])
             raise ValueError(
                 f"PairedCanvases: pair {bad} refers to image {index[bad].tolist()}, "
                 f"but there are {len(images)} images."

@@ -179,7 +179,8 @@ def cmd_benchmark(args):
     from .evaluation import METRICS, cross_validate_writers, write_report
 
     data = load_signatures(args.data_dir, layout=args.layout)
-    print(f"{len(np.unique(data.writer))} writers, {len(data.paths)} images ({data.layout} layout); "
+    print(f"{len(np.unique(data.writer))} writers, {len(data.paths)} images "
+          f"({data.layout} layout); "
           f"{args.folds}-fold writer-independent cross-validation.")
     extra = None
     if args.extra_training:
@@ -255,7 +256,8 @@ def build_parser():
                    help="genuine signatures and skilled forgeries per writer (default: 8)")
     p.add_argument("--forgery-strength", type=float, default=2.0,
                    help="how far forgeries deviate from the writer (default: 2.0)")
-    p.add_argument("--output-dir", default="skseg-demo", help="where plots go (default: skseg-demo)")
+    p.add_argument("--output-dir", default="skseg-demo",
+                   help="where plots go (default: skseg-demo)")
     _add_training_options(p)
     p.set_defaults(func=cmd_demo)
 

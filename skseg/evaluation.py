@@ -133,7 +133,8 @@ def cross_validate_writers(
     items, writer, genuine = _items_of(data)
     n_writers = len(np.unique(writer))
     if n_writers < n_splits:
-        raise ValueError(f"n_splits={n_splits} folds need as many writers; the data has {n_writers}.")
+        raise ValueError(f"n_splits={n_splits} folds need as many writers; "
+                         f"the data has {n_writers}.")
 
     extra = None if extra_training is None else _extra_corpus(extra_training, items)
 
@@ -183,7 +184,8 @@ def cross_validate_writers(
             "fold": k,
             "test_writers": sorted(set(writer[test].tolist())),
             "n_train_pairs": int(len(y_train)),
-            "n_test_pairs": {name: int((kind == name).sum()) for name in ("genuine", "skilled", "random")},
+            "n_test_pairs": {name: int((kind == name).sum())
+                             for name in ("genuine", "skilled", "random")},
             "threshold": float(fold_verifier.threshold_),
             "validation_eer": float(fold_verifier.validation_eer_),
             "size_weight": float(fold_verifier.size_weight_),
@@ -281,7 +283,8 @@ def _jsonable(params):
     for key, value in params.items():
         if isinstance(value, (bool, int, float, str)) or value is None:
             out[key] = value
-        elif isinstance(value, (tuple, list)) and all(isinstance(v, (int, float, str)) for v in value):
+        elif isinstance(value, (tuple, list)) and all(
+                isinstance(v, (int, float, str)) for v in value):
             out[key] = list(value)
         else:
             out[key] = getattr(value, "__name__", repr(value))

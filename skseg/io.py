@@ -119,7 +119,8 @@ def save(model, path):
             f"save takes a SiameseVerifier or a Pipeline ending in one; got {type(model).__name__}."
         )
     header["verifier"] = _verifier_settings(verifier)
-    state = {k: v.detach().cpu().contiguous() for k, v in verifier.net_.module_.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous()
+             for k, v in verifier.net_.module_.state_dict().items()}
     save_file(state, str(path), metadata={"skseg": json.dumps(header)})
 
 
@@ -146,15 +147,18 @@ def load(path, device="cpu"):
             metadata = f.metadata() or {}
             state = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as err:  # safetensors raises its own error types for bad files
-        raise ValueError(f"{str(path)!r} is not a safetensors file written by skseg.save: {err}") from err
+        raise ValueError(f"{str(path)!r} is not a safetensors file written by skseg.save: "
+                         f"{err}") from err
     try:
         header = json.loads(metadata["skseg"])
     except (KeyError, json.JSONDecodeError) as err:
-        raise ValueError(f"{str(path)!r} has no skseg header; it was not written by skseg.save.") from err
+        raise ValueError(f"{str(path)!r} has no skseg header; "
+                         "it was not written by skseg.save.") from err
     if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
         raise ValueError(
             f"{str(path)!r} is in format {header.get('format')!r} version "
-            f"{header.get('format_version')!r}; this skseg reads {FORMAT!r} version {FORMAT_VERSION}."
+            f"{header.get('format_version')!r}; this skseg reads {FORMAT!r} "
+            f"version {FORMAT_VERSION}."
         )
     verifier = _rebuild_verifier(header["verifier"], state, device, path)
     if "preprocessor" not in header:
@@ -186,6 +190,7 @@ def _rebuild_verifier(settings, state, device, path):
     try:
         verifier.net_.module_.load_state_dict(state)
     except RuntimeError as err:
-        raise ValueError(f"{str(path)!r}: the weights do not fit the saved settings: {err}") from err
+        raise ValueError(f"{str(path)!r}: the weights do not fit the saved settings: "
+                         f"{err}") from err
     verifier.net_.module_.to(verifier.device_).eval()
     return verifier

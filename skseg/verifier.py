@@ -503,7 +503,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             valid_idx = np.flatnonzero(valid_clusters.all(axis=1))
             if _has_both_classes(target[train_idx]) and _has_both_classes(target[valid_idx]):
                 return train_idx, valid_idx
-        if n_pairs * self.validation_fraction >= 2 and n_pairs * (1 - self.validation_fraction) >= 2:
+        if (n_pairs * self.validation_fraction >= 2
+                and n_pairs * (1 - self.validation_fraction) >= 2):
             try:
                 splitter = StratifiedShuffleSplit(
                     n_splits=1, test_size=self.validation_fraction, random_state=rng
@@ -690,7 +691,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 f"y has label {y[np.flatnonzero(unknown)[0]]!r}, not one of classes_ "
                 f"{self.classes_.tolist()}."
             )
-        genuine = torch.as_tensor(y == self.classes_[1], dtype=torch.float32, device=distances.device)
+        genuine = torch.as_tensor(y == self.classes_[1], dtype=torch.float32,
+                                  device=distances.device)
         self._calibrate(distances, genuine, strategy, target)
         return self
 

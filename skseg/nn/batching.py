@@ -154,7 +154,8 @@ class PairBatches:
     def _image_batches(self, rng):
         """The epoch's batches of images: whole clusters packed together, in random order."""
         pieces = []
-        cluster_order = rng.permutation(len(self._clusters)) if self.shuffle else range(len(self._clusters))
+        n_clusters = len(self._clusters)
+        cluster_order = rng.permutation(n_clusters) if self.shuffle else range(n_clusters)
         for c in cluster_order:
             members = self._clusters[c]
             if self.shuffle:

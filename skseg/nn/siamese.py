@@ -183,7 +183,8 @@ class SiameseModule(nn.Module):
         # BatchNorm puts |e1 - e2| on a unit scale, so the linear head learns at
         # the optimizer's pace whatever the embedding's norm.
         self.head = (
-            nn.Sequential(nn.BatchNorm1d(embedding_dim), nn.Linear(embedding_dim, 1)) if head else None
+            nn.Sequential(nn.BatchNorm1d(embedding_dim), nn.Linear(embedding_dim, 1))
+            if head else None
         )
         self.embedding_dim = embedding_dim
         self.local_weight = local_weight
