@@ -590,8 +590,9 @@ def print_report(r):
     notes.append(f"preprocessing: {p['images']} images, default n_jobs=-1 backend "
                  f"{p['default_backend']}; outputs identical across backends: "
                  f"{p['identical_outputs']}")
-    notes.append(f"memory ({m['pairs']} pairs, {m['images']} images): bank {m['bank_bytes'] * mb:.1f}"
-                 f" MB (materialised pairs would be {m['pairs_materialised_bytes'] * mb:.1f} MB), "
+    notes.append(f"memory ({m['pairs']} pairs, {m['images']} images): "
+                 f"bank {m['bank_bytes'] * mb:.1f} MB (materialised pairs would be "
+                 f"{m['pairs_materialised_bytes'] * mb:.1f} MB), "
                  f"model {m['model_bytes'] * mb:.1f} MB, RSS after imports and data "
                  f"{m['rss_after_data'] * mb:.1f} MB, + torch lazy imports = before fit "
                  f"{m['rss_before_fit'] * mb:.1f} MB, peak {m['peak_rss'] * mb:.1f} MB -> "

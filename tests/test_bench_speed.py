@@ -79,8 +79,8 @@ def test_backbone_throughput(speed, tiny):
         train * 1e9 * result["train_images_per_s"] / 100e12)
     rows = speed.throughput_variants(tiny["bank"], 1, "compact", "cpu")
     # On the CPU: float32 only, in both layouts.
-    assert [(r["mixed_precision"], r["channels_last"]) for r in rows] == [("no", True),
-                                                                         ("no", False)]
+    assert [(r["mixed_precision"], r["channels_last"]) for r in rows] == [
+        ("no", True), ("no", False)]
     assert speed.peak_tflops("cpu") is None
 
 

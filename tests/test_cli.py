@@ -120,8 +120,8 @@ def test_size_weight_reaches_the_verifier(signature_folder, tmp_path, capsys):
     assert "expected 'auto' or a number, got 'big'" in capsys.readouterr().err
 
 
-def test_ink_size_unit_is_saved_and_needs_recorded_resolutions(signature_folder, tmp_path,
-                                                                capsys):
+def test_ink_size_unit_is_saved_and_needs_recorded_resolutions(
+        signature_folder, tmp_path, capsys):
     from skseg.io import load
 
     folder = _write_folder(tmp_path / "dpi", random_state=0, dpi=(300, 300))

@@ -49,7 +49,8 @@ def test_paired_canvases_behave_like_their_array():
     [
         (np.zeros((2, 4, 4), np.float32), [[0, 1]], "images must be a uint8 array"),
         (np.zeros((2, 4), np.uint8), [[0, 1]], "images must be a uint8 array"),
-        (np.zeros((2, 4, 4), np.uint8), [[0, 1, 1]], r"index must be an integer array of shape \(n_pairs, 2\)"),
+        (np.zeros((2, 4, 4), np.uint8), [[0, 1, 1]],
+         r"index must be an integer array of shape \(n_pairs, 2\)"),
         (np.zeros((2, 4, 4), np.uint8), [[0, 1], [1, 2]], "pair 1 refers to image"),
     ],
 )
@@ -91,7 +92,8 @@ def test_verifier_gives_the_same_model_on_paired_canvases(signature_pairs):
 
 
 def test_cross_validation_on_paired_canvases(signature_pairs):
-    X, y, groups = signature_pairs["X_train"], signature_pairs["y_train"], signature_pairs["groups_train"]
+    X, y = signature_pairs["X_train"], signature_pairs["y_train"]
+    groups = signature_pairs["groups_train"]
     compact = PairedCanvases(*as_bank(X))
     scores = cross_val_score(SiameseVerifier(max_epochs=1, random_state=0), compact, y,
                              groups=groups, cv=GroupKFold(2), scoring="roc_auc")

@@ -79,7 +79,8 @@ def test_random_state_reproduces_the_model(signature_pairs):
     d = signature_pairs
     a = SiameseVerifier(max_epochs=1, random_state=3).fit(d["X_train"], d["y_train"])
     b = SiameseVerifier(max_epochs=1, random_state=3).fit(d["X_train"], d["y_train"])
-    np.testing.assert_array_equal(a.decision_function(d["X_test"]), b.decision_function(d["X_test"]))
+    np.testing.assert_array_equal(a.decision_function(d["X_test"]),
+                                  b.decision_function(d["X_test"]))
     assert a.threshold_ == b.threshold_
 
 
@@ -97,7 +98,8 @@ def test_duplicated_pairs_cost_nothing_extra(fitted_verifier, signature_pairs, m
     X = signature_pairs["X_test"]
     seen = []
     original = fitted_verifier.net_.embed
-    monkeypatch.setattr(fitted_verifier.net_, "embed", lambda bank: seen.append(len(bank)) or original(bank))
+    monkeypatch.setattr(fitted_verifier.net_, "embed",
+                        lambda bank: seen.append(len(bank)) or original(bank))
     fitted_verifier.decision_function(np.concatenate([X, X, X]))
     n_unique = len(np.unique(X.reshape(-1, X.shape[-2] * X.shape[-1]), axis=0))
     assert seen == [n_unique]
@@ -400,7 +402,8 @@ def test_a_pickled_model_carries_no_training_canvas(signature_pairs):
 
 def test_embed_of_another_canvas_size(fitted_verifier):
     images = np.zeros((2, 155, 220), dtype=np.uint8)
-    with pytest.raises(ValueError, match=r"images have canvases of shape \(155, 220\).*fitted on \(64, 96\)"):
+    with pytest.raises(ValueError, match=r"images have canvases of shape \(155, 220\)"
+                                         r".*fitted on \(64, 96\)"):
         fitted_verifier.embed(images)
 
 
