@@ -6,7 +6,8 @@ writes one ``.safetensors`` file instead: the network weights as tensors and
 the settings and fitted values as JSON in the file's header. :func:`load`
 reads only that, rebuilds the model from the package's own classes, and
 refuses anything else. The optimizer state is not saved: the loaded model
-predicts, and can be refitted, but not trained further where it stopped.
+predicts, and can be refitted or fine-tuned from its weights with a new
+optimizer (``warm_start=True``), but not trained further where it stopped.
 """
 
 import json

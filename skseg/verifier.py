@@ -181,6 +181,18 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         calibrate probabilities (and to report ``valid_loss``). The split keeps
         writers apart: pairs are grouped by the clusters of images that genuine
         pairs link. 0 uses the training pairs themselves, which is optimistic.
+    warm_start : bool, default=False
+        When fitted already, start :meth:`fit` from the network weights of the
+        last fit (BatchNorm statistics included) instead of new random ones:
+        fine-tune a model trained on a large corpus (or loaded with
+        :func:`skseg.load`) on the writers it will serve. The optimizer starts
+        afresh with this fit's ``lr`` (a lower one often suits fine-tuning),
+        and the threshold, size weight and probability calibration are chosen
+        anew. The network these parameters build must take the same weights
+        (same backbone, ``embedding_dim``, loss and local matching); otherwise
+        :meth:`fit` raises a ``ValueError`` and the fitted model is kept. No
+        effect on an unfitted verifier, nor on the clones that
+        :class:`~sklearn.model_selection.GridSearchCV` fits.
     device : str or torch.device, default="auto"
         ``"auto"`` picks CUDA when available, else the CPU.
     accelerate : bool or dict, default=False
@@ -266,6 +278,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         "threshold_strategy": [StrOptions(set(STRATEGIES))],
         "threshold_target": [Interval(Real, 0, 1, closed="both")],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "warm_start": ["boolean"],
         "device": [str, torch.device],
         "accelerate": ["boolean", dict],
         "random_state": ["random_state"],
@@ -298,6 +311,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         threshold_strategy="eer",
         threshold_target=0.01,
         validation_fraction=0.2,
+        warm_start=False,
         device="auto",
         accelerate=False,
         random_state=None,
@@ -328,6 +342,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         self.threshold_strategy = threshold_strategy
         self.threshold_target = threshold_target
         self.validation_fraction = validation_fraction
+        self.warm_start = warm_start
         self.device = device
         self.accelerate = accelerate
         self.random_state = random_state
@@ -383,6 +398,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 f"SiameseVerifier got unexpected parameter(s) {unknown}; nested skorch "
                 f"settings must start with one of {SKORCH_PREFIXES}."
             )
+        # Taken before anything changes, so that a warm start that fails can put it back.
+        last_fit = dict(vars(self)) if self.warm_start and hasattr(self, "net_") else None
         size_distance = size_distances(X)
         if size_distance is None and self.size_weight not in ("auto", 0):
             raise ValueError(
@@ -395,12 +412,13 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         y = column_or_1d(y, warn=True)
         check_consistent_length(index, y)
         check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        if len(self.classes_) != 2:
+        classes = np.unique(y)
+        if len(classes) != 2:
             raise ValueError(
                 "SiameseVerifier needs exactly two classes in y (forged and genuine pairs); "
-                f"got {len(self.classes_)}: {self.classes_.tolist()[:10]}."
+                f"got {len(classes)}: {classes.tolist()[:10]}."
             )
+        self.classes_ = classes
         target = (y == self.classes_[1]).astype(np.float32)
         self.canvas_shape_ = tuple(int(s) for s in bank.shape[1:])
         accelerator = self._make_accelerator()
@@ -420,6 +438,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             self.local_weight_ = self._local_weight()
             self.net_ = self._build_net(valid, seed, accelerator)
             self.net_.initialize()
+            if last_fit is not None:
+                self._start_from(last_fit)
             self._check_backbone_accepts(images[:1])
             if self.verbose >= 2:
                 self._size_progress_bar(train, valid)
@@ -448,6 +468,22 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         self._calibrate(distances, target, self.threshold_strategy, self.threshold_target,
                         choose=self.threshold == "auto")
         return self
+
+    def _start_from(self, last_fit):
+        """Load the weights of the last fit (``warm_start``); if this network cannot
+        take them, put the last fit back and say why."""
+        try:
+            self.net_._siamese_module().load_state_dict(last_fit["net_"].module_.state_dict())
+        except RuntimeError as err:
+            vars(self).clear()
+            vars(self).update(last_fit)
+            raise ValueError(
+                "warm_start=True, but the network these parameters build cannot take the "
+                f"weights of the last fit (backbone={self.backbone!r}, embedding_dim="
+                f"{self.embedding_dim}, loss={self.loss!r}, local_weight={self.local_weight!r}; "
+                "were they changed?). The fitted model is kept; set warm_start=False to "
+                f"train from new weights. {err}"
+            ) from err
 
     def _choose_size_weight(self, distances, size_distance, target):
         """``size_weight``, or with ``"auto"`` the weight with the lowest EER on these pairs."""
