@@ -64,6 +64,14 @@ default exactly, other seeds train on and validate with other writers.
   differ only in initial weights and batch order; with several ``--seeds`` the
   ensemble also gets a validation-writer EER (its mean decision value on those
   writers' pairs), comparable to seed 0's alone.
+- ``pretrained``: the verifier is first trained on every writer of another
+  corpus (``--pretrain-data``; its SigNet pairs, with ``--pretrain-params``,
+  no validation writers held out by default as its threshold is never used),
+  then fine-tuned on the fold's training writers from those weights
+  (``warm_start=True``, with ``--params``). The seed is the same for both fits,
+  so the fine-tuning holds out the defaults' validation writers. With
+  ``--pretrained-cache DIR`` the pretrained model of each seed is saved there
+  (``skseg.save``) and reused by the other folds' runs.
 
 The verifier's default local matching (``local_weight="auto"``) came after
 these settings were measured. ``tta``, ``writer-classes`` and
@@ -88,6 +96,8 @@ folds with ``skseg benchmark``.
     python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting cohort-norm
     python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting shared-split \
         --seeds 0 1 --params '{"max_epochs": 10}'
+    python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting pretrained \
+        --pretrain-data ../shared/data/cedar --pretrained-cache /tmp/skseg-pretrained
 """
 
 import argparse
@@ -107,12 +117,13 @@ from torch.nn.modules.batchnorm import _BatchNorm
 from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.optim.swa_utils import AveragedModel
 
-from skseg import SiameseVerifier
+import skseg
+from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
 from skseg._image import load_grayscale
 from skseg._pairs import as_bank, size_distances
 from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
-from skseg.evaluation import _fold_metrics, cross_validate_writers
+from skseg.evaluation import _extra_corpus, _fold_metrics, _pairs_of, cross_validate_writers
 from skseg.metrics import equal_error_rate
 from skseg.nn import CompactNet, SiameseModule, SiameseNet
 from skseg.nn.batching import PairBatches, pack_pieces
@@ -122,7 +133,7 @@ from skseg.verifier import _equal_error_rate
 
 SETTINGS = ("defaults", "swa", "synthetic-writers", "mirrored-writers", "writer-pieces",
             "elastic", "tta", "writer-classes", "image-scale", "fine-local",
-            "cosine-lr", "cohort-norm", "shared-split")
+            "cosine-lr", "cohort-norm", "shared-split", "pretrained")
 
 #: Settings whose module or loss works on the global embedding alone: they run with
 #: ``local_weight=0``, the default when they were measured, unless ``--params`` says.
@@ -399,6 +410,45 @@ def shared_split_verifier(validation_scores, split_seed=0):
     return SharedSplitVerifier
 
 
+#: What pretraining changes from the defaults unless ``--pretrain-params`` says:
+#: every writer of the other corpus trains (its threshold is never used).
+PRETRAIN_DEFAULTS = {"validation_fraction": 0.0}
+
+
+def pretrain(data, other, seed, params=None, preprocessor=None, cache=None):
+    """A verifier trained on every writer of ``other`` (a corpus whose writers are
+    not those of ``data``), with ``random_state=seed``; saved to and reused from
+    ``cache/pretrained_seed<seed>.safetensors`` when ``cache`` is given."""
+    path = None if cache is None else Path(cache) / f"pretrained_seed{seed}.safetensors"
+    if path is not None and path.exists():
+        return skseg.load(path)
+    items = _items_of(data)[0]
+    other = _extra_corpus(other, items)  # refuses a corpus that shares files with data
+    preprocessor = SignaturePreprocessor() if preprocessor is None else preprocessor
+    canvases, sizes = preprocessor.transform_with_sizes(other.images)
+    pairs, y, _ = _pairs_of(np.arange(len(canvases)), other.writer, other.genuine,
+                            random_state=0)
+    params = {**PRETRAIN_DEFAULTS, **(params or {}), "random_state": seed}
+    verifier = SiameseVerifier(**params)
+    verifier.fit(PairedCanvases(canvases, pairs.astype(np.int64), sizes), y)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        skseg.save(verifier, path)
+    return verifier
+
+
+def pretrained_verifier(pretrained):
+    """A SiameseVerifier class whose every fit starts from ``pretrained``'s weights
+    (``warm_start``; a clone would start from new ones)."""
+
+    class PretrainedVerifier(SiameseVerifier):
+        def fit(self, X, y):
+            self.net_ = pretrained.net_
+            return super().fit(X, y)
+
+    return PretrainedVerifier
+
+
 def _size_tensor(X, like):
     """The pairs' size distances as a tensor like ``like`` (zeros without sizes)."""
     size = size_distances(X)
@@ -608,7 +658,7 @@ def ensemble_eers(scores, standardise=True):
 def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
         piece_size=16, elastic_amplitude=2.0, elastic_spacing=24.0, tta_views=8,
         class_weight=0.1, class_scale=16.0, class_margin=0.2, verifier_params=None,
-        preprocessor=None):
+        preprocessor=None, pretrain_data=None, pretrain_params=None, pretrained_cache=None):
     """One setting on one fold, per seed (and their ensemble for several seeds)."""
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r}: choose one of {SETTINGS}.")
@@ -660,9 +710,17 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
     elif setting == "shared-split":
         validation_scores = []
         verifier = shared_split_verifier(validation_scores)
+    elif setting == "pretrained":
+        if pretrain_data is None:
+            raise ValueError("the pretrained setting needs the other corpus (pretrain_data, "
+                             "--pretrain-data).")
+        params["warm_start"] = True
     runs, scores = [], []
     for seed in seeds:
         start = time.perf_counter()
+        if setting == "pretrained":  # the fold's clone gets these weights
+            verifier = pretrained_verifier(pretrain(data, pretrain_data, seed, pretrain_params,
+                                                    preprocessor, pretrained_cache))
         result = cross_validate_writers(
             data, verifier(random_state=seed, **params), preprocessor=preprocessor,
             n_splits=n_splits, folds=[fold], progress=False, extra_training=extra,
@@ -691,6 +749,17 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
     return out
 
 
+def _json_params(parser, option, text):
+    """``option``'s verifier parameters, or the parser's error naming it."""
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as error:
+        parser.error(f"{option} is not JSON ({error}): {text!r}")
+    if not isinstance(params, dict):
+        parser.error(f"{option} must be a JSON object of verifier parameters; got {text!r}")
+    return params
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("data", help="signature folder (any load_signatures layout)")
@@ -715,22 +784,28 @@ def main(argv=None):
                         help="cosine-softmax scale (writer-classes; default 16)")
     parser.add_argument("--class-margin", type=float, default=0.2,
                         help="cosine margin of the true class (writer-classes; default 0.2)")
+    parser.add_argument("--pretrain-data", default=None,
+                        help="the other corpus to pretrain on (pretrained)")
+    parser.add_argument("--pretrain-params", default="{}",
+                        help="verifier parameters of the pretraining, as JSON (pretrained)")
+    parser.add_argument("--pretrained-cache", default=None,
+                        help="folder to keep each seed's pretrained model in (pretrained)")
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
-    try:
-        params = json.loads(args.params)
-    except json.JSONDecodeError as error:
-        parser.error(f"--params is not JSON ({error}): {args.params!r}")
-    if not isinstance(params, dict):
-        parser.error(f"--params must be a JSON object of verifier parameters; got {args.params!r}")
+    params = _json_params(parser, "--params", args.params)
+    pretrain_params = _json_params(parser, "--pretrain-params", args.pretrain_params)
     data = load_signatures(args.data, layout=args.layout)
+    pretrain_data = None
+    if args.pretrain_data is not None:  # the other corpus may be laid out otherwise
+        pretrain_data = load_signatures(args.pretrain_data)
     out = run(data, args.setting, fold=args.fold, seeds=args.seeds, swa_start=args.swa_start,
               synthetic_writers=args.synthetic_writers, piece_size=args.piece_size,
               elastic_amplitude=args.elastic_amplitude, elastic_spacing=args.elastic_spacing,
               tta_views=args.tta_views, class_weight=args.class_weight,
               class_scale=args.class_scale, class_margin=args.class_margin,
-              verifier_params=params)
+              verifier_params=params, pretrain_data=pretrain_data,
+              pretrain_params=pretrain_params, pretrained_cache=args.pretrained_cache)
     for r in out["runs"]:
         print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "
               f"skilled EER {100 * r['eer_skilled']:.1f} %, "

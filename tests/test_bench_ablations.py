@@ -391,6 +391,43 @@ def test_writer_classes_run_trains_class_vectors(ablations, data):
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1
 
 
+def _weights(verifier):
+    return [p.detach().clone() for p in verifier.net_.module_.parameters()]
+
+
+def test_pretrain_trains_on_the_other_corpus_once_per_seed(ablations, data, tmp_path,
+                                                           monkeypatch):
+    other = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=4, random_state=1)
+    model = ablations.pretrain(data, other, seed=3, params=TINY, preprocessor=PREP,
+                               cache=tmp_path)
+    assert model.random_state == 3 and model.validation_fraction == 0
+    assert (tmp_path / "pretrained_seed3.safetensors").exists()
+
+    def no_training(self, X, y):
+        raise AssertionError("the cached model should have been reused")
+
+    monkeypatch.setattr(SiameseVerifier, "fit", no_training)
+    reused = ablations.pretrain(data, other, seed=3, params=TINY, preprocessor=PREP,
+                                cache=tmp_path)
+    for a, b in zip(_weights(reused), _weights(model)):
+        torch.testing.assert_close(a, b)
+
+
+def test_pretrained_verifier_fine_tunes_from_the_pretrained_weights(ablations, data):
+    other = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=4, random_state=1)
+    model = ablations.pretrain(data, other, seed=0, params=TINY, preprocessor=PREP)
+    pairs, y, _ = make_pairs(data, random_state=0)
+    X = PREP.transform(pairs)
+    # A learning rate too small to move a weight: the fold's fit keeps the pretrained ones.
+    tuned = ablations.pretrained_verifier(model)(warm_start=True, lr=1e-12, **TINY)
+    tuned.fit(X, y)
+    for a, b in zip(_weights(tuned), _weights(model)):
+        torch.testing.assert_close(a, b)
+    out = ablations.run(data, "pretrained", n_splits=3, verifier_params=TINY, preprocessor=PREP,
+                        pretrain_data=other, pretrain_params=TINY)
+    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+
+
 def test_bad_settings_are_named(ablations, data):
     with pytest.raises(ValueError, match="setting='flip'"):
         ablations.run(data, "flip")
@@ -404,14 +441,18 @@ def test_bad_settings_are_named(ablations, data):
         ablations.run(data, "tta", tta_views=0)
     with pytest.raises(ValueError, match="class_scale=0"):
         ablations.run(data, "writer-classes", class_scale=0)
+    with pytest.raises(ValueError, match="needs the other corpus"):
+        ablations.run(data, "pretrained")
     with pytest.raises(ValueError, match="trains the contrastive loss"):
         ablations.run(data, "writer-classes", verifier_params={"loss": "bce", **TINY},
                       preprocessor=PREP)
 
 
-@pytest.mark.parametrize("params, message", [("{margin: 1}", "--params is not JSON"),
-                                             ("[1]", "--params must be a JSON object")])
-def test_bad_params_are_named(ablations, params, message, capsys, tmp_path):
+@pytest.mark.parametrize("option", ["--params", "--pretrain-params"])
+@pytest.mark.parametrize("params, message", [("{margin: 1}", "is not JSON"),
+                                             ("[1]", "must be a JSON object")])
+def test_bad_params_are_named(ablations, option, params, message, capsys, tmp_path):
     with pytest.raises(SystemExit):
-        ablations.main([str(tmp_path), "--params", params])
+        ablations.main([str(tmp_path), option, params])
+    message = f"{option} {message}"
     assert message in capsys.readouterr().err
