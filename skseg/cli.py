@@ -55,17 +55,21 @@ def _as_pipeline(model):
                      ("clf", model)])
 
 
-def _verifier(args, **overrides):
-    from .verifier import SiameseVerifier
-
+def _training_params(args):
+    """The verifier parameters the training options give (those left out: None)."""
     params = {"random_state": args.seed, "device": args.device}
     for name in ("backbone", "loss", "margin", "local_weight", "size_weight", "max_epochs",
-                 "mixed_precision"):
+                 "lr", "mixed_precision"):
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
-    params.update(overrides)
-    return SiameseVerifier(**params)
+    return params
+
+
+def _verifier(args, **overrides):
+    from .verifier import SiameseVerifier
+
+    return SiameseVerifier(**{**_training_params(args), **overrides})
 
 
 def _print_rates(label, y, decision):
@@ -132,11 +136,31 @@ def cmd_fit(args):
         pairs.append(corpus_pairs)
         y.append(corpus_y)
     pairs, y = np.concatenate(pairs), np.concatenate(y)
-    model = Pipeline([("prep", SignaturePreprocessor(n_jobs=-1, ink_size_unit=args.ink_size_unit)),
-                      ("clf", _verifier(args, verbose=2))])
+    if args.start_from:
+        model = _fine_tuned_model(args)
+    else:
+        prep = SignaturePreprocessor(n_jobs=-1, ink_size_unit=args.ink_size_unit or "pixels")
+        model = Pipeline([("prep", prep), ("clf", _verifier(args, verbose=2))])
     model.fit(pairs, y)
     _save_model(model, args.output)
     print(f"Saved to {args.output}")
+
+
+def _fine_tuned_model(args):
+    """The model of ``--start-from``, set to fine-tune from its weights (``warm_start``)
+    with the training options given; its preprocessing is kept."""
+    model = _as_pipeline(_load_model(args.start_from))
+    prep, clf = model.steps[0][1], model.steps[-1][1]
+    if args.ink_size_unit is not None and args.ink_size_unit != prep.ink_size_unit:
+        raise ValueError(
+            f"--ink-size-unit {args.ink_size_unit}, but {args.start_from} measures ink sizes in "
+            f"{prep.ink_size_unit}: fine-tuning keeps the model's preprocessing; leave the "
+            "option out."
+        )
+    prep.set_params(n_jobs=-1)
+    clf.set_params(warm_start=True, verbose=2, **_training_params(args))
+    print(f"Fine-tuning {args.start_from} from its weights.")
+    return model
 
 
 def cmd_verify(args):
@@ -233,6 +257,9 @@ def _add_training_options(parser, epochs_default=None):
                         "their files do not record it")
     parser.add_argument("--epochs", dest="max_epochs", type=int, default=epochs_default,
                         help="training epochs (default: the verifier's default)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="learning rate (default: the verifier's default, 1e-3; lower "
+                        "suits fine-tuning with fit --start-from)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--mixed-precision", choices=["no", "bf16"], default=None,
                         help="bf16: the network's forward passes under bfloat16 autocast "
@@ -263,7 +290,8 @@ def build_parser():
 
     p = sub.add_parser("fit", help="train on folders of signatures and save the model",
                        description="Train a preprocessor + verifier on every writer of each "
-                       "DATA_DIR (SigNet pairs within each folder) and save it.")
+                       "DATA_DIR (SigNet pairs within each folder) and save it, or "
+                       "fine-tune a saved model on them (--start-from).")
     p.add_argument("data_dir", nargs="+",
                    help="CEDAR, Kaggle/SigComp, BHSig260 or <writer>/genuine|forged/; several "
                    "folders (other writers each) train one model")
@@ -272,10 +300,14 @@ def build_parser():
     p.add_argument("--layout", default="auto")
     p.add_argument("--random-forgeries", type=float, default=0.0,
                    help="random-forgery pairs per genuine pair (default: 0)")
-    p.add_argument("--ink-size-unit", choices=["pixels", "inches"], default="pixels",
+    p.add_argument("--ink-size-unit", choices=["pixels", "inches"], default=None,
                    help="measure each signature's size in inches, from the dpi its file "
                    "records, so that scans of different resolutions compare (default: pixels; "
                    "saved with the model)")
+    p.add_argument("--start-from", metavar="MODEL", default=None,
+                   help="fine-tune this saved model (.safetensors or .joblib) from its "
+                   "weights instead of training from new ones; its preprocessing is kept, "
+                   "and the training options given override its settings")
     _add_training_options(p)
     p.set_defaults(func=cmd_fit)
 

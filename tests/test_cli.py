@@ -1,6 +1,7 @@
 """The skseg command: every subcommand runs, helps, and names bad paths."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -204,6 +205,37 @@ def test_fit_on_two_corpora(signature_folder, tmp_path, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if "training pairs" in line]
     assert [line.split(":")[0] for line in lines] == [str(signature_folder), str(extra)]
     assert path.exists()
+
+
+def test_fit_start_from_fine_tunes_a_saved_model(saved_model, signature_folder, tmp_path,
+                                                 capsys):
+    from skseg.io import load
+
+    other = _write_folder(tmp_path / "other", random_state=1)
+    path = tmp_path / "tuned.safetensors"
+    # A learning rate too small to move a weight: the tuned model keeps the saved weights.
+    assert main(["fit", str(other), "-o", str(path), "--start-from", str(saved_model),
+                 "--epochs", "1", "--lr", "1e-12"]) == 0
+    assert f"Fine-tuning {saved_model}" in capsys.readouterr().out
+    tuned, pretrained = load(path), load(saved_model)
+    assert tuned[-1].lr == 1e-12 and tuned[-1].warm_start
+    for name, weight in pretrained[-1].net_.module_.named_parameters():
+        np.testing.assert_allclose(dict(tuned[-1].net_.module_.named_parameters())[name]
+                                   .detach().numpy(), weight.detach().numpy(), rtol=1e-6, atol=1e-9,
+                                   err_msg=name)
+
+
+@pytest.mark.parametrize("option, match", [
+    (["--local-weight", "0"], "warm_start=True.*local_weight=0.0"),
+    (["--ink-size-unit", "inches"], "measures ink sizes in pixels"),
+])
+def test_fit_start_from_names_what_does_not_fit(saved_model, signature_folder, tmp_path, capsys,
+                                                option, match):
+    path = tmp_path / "bad.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--start-from", str(saved_model),
+                 "--epochs", "1", *option]) == 1
+    assert re.search(match, capsys.readouterr().err)
+    assert not path.exists()
 
 
 def test_mixed_precision_reaches_the_verifier(signature_folder, tmp_path, capsys):
