@@ -44,6 +44,18 @@ def test_one_process_matches_plain_training(signature_pairs):
     assert type(accelerated.net_).__name__ == "SiameseNet"
 
 
+def test_warm_start_through_accelerate_starts_from_the_last_fit(signature_pairs):
+    d = signature_pairs
+    plain = SiameseVerifier(max_epochs=1, random_state=0).fit(d["X_train"], d["y_train"])
+    tuned = SiameseVerifier(max_epochs=1, random_state=0, lr=1e-12, warm_start=True,
+                            accelerate={"cpu": True})
+    tuned.net_ = plain.net_  # the fit to start from
+    tuned.fit(d["X_test"], d["y_test"])
+    for (name, weight), (_, start) in zip(tuned.net_.module_.named_parameters(),
+                                          plain.net_.module_.named_parameters()):
+        torch.testing.assert_close(weight, start, msg=name)
+
+
 def test_bad_accelerate_settings_are_named(signature_pairs):
     d = signature_pairs
     with pytest.raises(ValueError, match="accelerate=.*no_such_option"):
