@@ -418,7 +418,8 @@ PRETRAIN_DEFAULTS = {"validation_fraction": 0.0}
 def pretrain(data, other, seed, params=None, preprocessor=None, cache=None):
     """A verifier trained on every writer of ``other`` (a corpus whose writers are
     not those of ``data``), with ``random_state=seed``; saved to and reused from
-    ``cache/pretrained_seed<seed>.safetensors`` when ``cache`` is given."""
+    ``cache/pretrained_seed<seed>.safetensors`` when ``cache`` is given (keyed by the
+    seed alone: keep one folder per other corpus and pretraining setting)."""
     path = None if cache is None else Path(cache) / f"pretrained_seed{seed}.safetensors"
     if path is not None and path.exists():
         return skseg.load(path)
@@ -789,7 +790,8 @@ def main(argv=None):
     parser.add_argument("--pretrain-params", default="{}",
                         help="verifier parameters of the pretraining, as JSON (pretrained)")
     parser.add_argument("--pretrained-cache", default=None,
-                        help="folder to keep each seed's pretrained model in (pretrained)")
+                        help="folder to keep each seed's pretrained model in, one folder "
+                        "per other corpus and --pretrain-params (pretrained)")
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
