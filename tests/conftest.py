@@ -28,6 +28,23 @@ class TinyBackbone(torch.nn.Module):
         return self.net(x)
 
 
+def module_weights(verifier):
+    """A fitted verifier's trainable weights by name, copied (BatchNorm's running
+    statistics move without a gradient, so they are left out)."""
+    return {name: p.detach().cpu().clone()
+            for name, p in verifier.net_.module_.named_parameters()}
+
+
+def assert_same_weights(a, b, **tolerances):
+    """Two fitted verifiers (or two :func:`module_weights`) hold the same trainable
+    weights, within ``torch.testing.assert_close``'s tolerances or those given."""
+    a = a if isinstance(a, dict) else module_weights(a)
+    b = b if isinstance(b, dict) else module_weights(b)
+    assert a.keys() == b.keys()
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], msg=name, **tolerances)
+
+
 @contextmanager
 def bench_script(name):
     """``bench/<name>.py`` imported as a module (``bench`` is no package), unloaded on exit."""

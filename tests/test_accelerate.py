@@ -14,6 +14,8 @@ pytest.importorskip("accelerate")
 from skseg import SiameseVerifier  # noqa: E402
 from skseg.nn import PairBatches, PairDataset  # noqa: E402
 
+from .conftest import assert_same_weights  # noqa: E402
+
 
 def test_shards_split_an_epoch_evenly():
     rng = np.random.default_rng(0)
@@ -51,9 +53,7 @@ def test_warm_start_through_accelerate_starts_from_the_last_fit(signature_pairs)
                             accelerate={"cpu": True})
     tuned.net_ = plain.net_  # the fit to start from
     tuned.fit(d["X_test"], d["y_test"])
-    for (name, weight), (_, start) in zip(tuned.net_.module_.named_parameters(),
-                                          plain.net_.module_.named_parameters()):
-        torch.testing.assert_close(weight, start, msg=name)
+    assert_same_weights(tuned, plain)
 
 
 def test_bad_accelerate_settings_are_named(signature_pairs):

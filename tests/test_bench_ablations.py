@@ -15,7 +15,7 @@ from skseg.datasets._pairs import _items_of
 from skseg.metrics import equal_error_rate
 from skseg.nn.batching import PairBatches
 
-from .conftest import bench_script
+from .conftest import assert_same_weights, bench_script
 
 TINY = {"max_epochs": 1, "batch_size": 16}
 #: The settings that work on the global embedding alone run without local matching.
@@ -391,10 +391,6 @@ def test_writer_classes_run_trains_class_vectors(ablations, data):
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1
 
 
-def _weights(verifier):
-    return [p.detach().clone() for p in verifier.net_.module_.parameters()]
-
-
 def test_pretrain_trains_on_the_other_corpus_once_per_seed(ablations, data, tmp_path,
                                                            monkeypatch):
     other = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=4, random_state=1)
@@ -409,8 +405,7 @@ def test_pretrain_trains_on_the_other_corpus_once_per_seed(ablations, data, tmp_
     monkeypatch.setattr(SiameseVerifier, "fit", no_training)
     reused = ablations.pretrain(data, other, seed=3, params=TINY, preprocessor=PREP,
                                 cache=tmp_path)
-    for a, b in zip(_weights(reused), _weights(model)):
-        torch.testing.assert_close(a, b)
+    assert_same_weights(reused, model)
 
 
 def test_pretrained_verifier_fine_tunes_from_the_pretrained_weights(ablations, data):
@@ -421,8 +416,7 @@ def test_pretrained_verifier_fine_tunes_from_the_pretrained_weights(ablations, d
     # A learning rate too small to move a weight: the fold's fit keeps the pretrained ones.
     tuned = ablations.pretrained_verifier(model)(warm_start=True, lr=1e-12, **TINY)
     tuned.fit(X, y)
-    for a, b in zip(_weights(tuned), _weights(model)):
-        torch.testing.assert_close(a, b)
+    assert_same_weights(tuned, model)
     out = ablations.run(data, "pretrained", n_splits=3, verifier_params=TINY, preprocessor=PREP,
                         pretrain_data=other, pretrain_params=TINY)
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1

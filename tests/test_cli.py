@@ -10,6 +10,8 @@ from PIL import Image
 from skseg.cli import build_parser, main
 from skseg.datasets import make_synthetic_signatures
 
+from .conftest import assert_same_weights
+
 COMMANDS = ["demo", "fit", "verify", "evaluate", "benchmark"]
 
 
@@ -219,10 +221,7 @@ def test_fit_start_from_fine_tunes_a_saved_model(saved_model, signature_folder, 
     assert f"Fine-tuning {saved_model}" in capsys.readouterr().out
     tuned, pretrained = load(path), load(saved_model)
     assert tuned[-1].lr == 1e-12 and tuned[-1].warm_start
-    for name, weight in pretrained[-1].net_.module_.named_parameters():
-        np.testing.assert_allclose(dict(tuned[-1].net_.module_.named_parameters())[name]
-                                   .detach().numpy(), weight.detach().numpy(), rtol=1e-6, atol=1e-9,
-                                   err_msg=name)
+    assert_same_weights(tuned[-1], pretrained[-1], rtol=1e-6, atol=1e-9)
 
 
 @pytest.mark.parametrize("option, match", [

@@ -8,21 +8,11 @@ from sklearn.base import clone
 import skseg
 from skseg import SiameseVerifier
 
+from .conftest import assert_same_weights, module_weights
+
 # A learning rate too small to move a weight: after such a fit the weights are
 # (to float precision) the ones it started from.
 FROZEN_LR = 1e-12
-
-
-def _weights(verifier):
-    """The trainable weights (BatchNorm's running statistics move without a gradient)."""
-    return {name: p.detach().cpu().clone()
-            for name, p in verifier.net_.module_.named_parameters()}
-
-
-def _assert_same(a, b):
-    assert a.keys() == b.keys()
-    for name in a:
-        torch.testing.assert_close(a[name], b[name], msg=name)
 
 
 @pytest.fixture(scope="module")
@@ -33,14 +23,14 @@ def pretrained(signature_pairs):
 
 def test_warm_start_fits_from_the_last_weights(pretrained, signature_pairs):
     d = signature_pairs
-    before = _weights(pretrained)
+    before = module_weights(pretrained)
     tuned = clone(pretrained).set_params(warm_start=True, lr=FROZEN_LR, random_state=1)
     tuned.net_ = pretrained.net_  # clone drops fitted state: hand the fit over
     tuned.fit(d["X_test"], d["y_test"])  # other writers: the fine-tuning data
-    _assert_same(_weights(tuned), before)
+    assert_same_weights(tuned, before)
     # Without warm_start the same fit starts from new weights, far from the fitted ones.
     fresh = clone(tuned).set_params(warm_start=False).fit(d["X_test"], d["y_test"])
-    moved = [not torch.allclose(fresh_w, before[n]) for n, fresh_w in _weights(fresh).items()]
+    moved = [not torch.allclose(w, before[n]) for n, w in module_weights(fresh).items()]
     assert any(moved)
     # The threshold is chosen anew on the new writers.
     assert tuned.threshold_ != pretrained.threshold_
@@ -53,7 +43,8 @@ def test_warm_start_learns_on_top_of_the_last_fit(pretrained, signature_pairs):
     tuned.fit(d["X_train"], d["y_train"])
     assert len(tuned.net_.history) == 1  # a new history: one more epoch, not two
     changed = [not torch.allclose(w, pretrained_w)
-               for w, pretrained_w in zip(_weights(tuned).values(), _weights(pretrained).values())]
+               for w, pretrained_w in zip(module_weights(tuned).values(),
+                                          module_weights(pretrained).values())]
     assert any(changed)
 
 
@@ -62,7 +53,7 @@ def test_warm_start_on_an_unfitted_verifier_is_a_plain_fit(signature_pairs):
     plain = SiameseVerifier(max_epochs=1, random_state=0).fit(d["X_train"], d["y_train"])
     warm = SiameseVerifier(max_epochs=1, random_state=0, warm_start=True)
     warm.fit(d["X_train"], d["y_train"])
-    _assert_same(_weights(warm), _weights(plain))
+    assert_same_weights(warm, plain)
 
 
 def test_a_loaded_model_fine_tunes(pretrained, signature_pairs, tmp_path):
@@ -71,7 +62,7 @@ def test_a_loaded_model_fine_tunes(pretrained, signature_pairs, tmp_path):
     skseg.save(pretrained, path)
     loaded = skseg.load(path).set_params(warm_start=True, lr=FROZEN_LR)
     loaded.fit(d["X_test"], d["y_test"])
-    _assert_same(_weights(loaded), _weights(pretrained))
+    assert_same_weights(loaded, pretrained)
 
 
 @pytest.mark.parametrize("change", [{"embedding_dim": 16}, {"local_weight": 0}])
