@@ -118,12 +118,12 @@ from torch.optim.lr_scheduler import CosineAnnealingLR
 from torch.optim.swa_utils import AveragedModel
 
 import skseg
-from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
+from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg._image import load_grayscale
 from skseg._pairs import as_bank, size_distances
 from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
-from skseg.evaluation import _extra_corpus, _fold_metrics, _pairs_of, cross_validate_writers
+from skseg.evaluation import _extra_corpus, _fold_metrics, _pretrain, cross_validate_writers
 from skseg.metrics import equal_error_rate
 from skseg.nn import CompactNet, SiameseModule, SiameseNet
 from skseg.nn.batching import PairBatches, pack_pieces
@@ -423,15 +423,12 @@ def pretrain(data, other, seed, params=None, preprocessor=None, cache=None):
     path = None if cache is None else Path(cache) / f"pretrained_seed{seed}.safetensors"
     if path is not None and path.exists():
         return skseg.load(path)
-    items = _items_of(data)[0]
-    other = _extra_corpus(other, items)  # refuses a corpus that shares files with data
+    # Refuses a corpus that shares files with data.
+    other = _extra_corpus(other, _items_of(data)[0], name="pretrain_data")
     preprocessor = SignaturePreprocessor() if preprocessor is None else preprocessor
-    canvases, sizes = preprocessor.transform_with_sizes(other.images)
-    pairs, y, _ = _pairs_of(np.arange(len(canvases)), other.writer, other.genuine,
-                            random_state=0)
     params = {**PRETRAIN_DEFAULTS, **(params or {}), "random_state": seed}
-    verifier = SiameseVerifier(**params)
-    verifier.fit(PairedCanvases(canvases, pairs.astype(np.int64), sizes), y)
+    # What cross_validate_writers(pretrain_data=...) does, kept here across processes.
+    verifier = _pretrain(SiameseVerifier(**params), other, preprocessor, random_state=0)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
         skseg.save(verifier, path)

@@ -200,8 +200,12 @@ def cmd_evaluate(args):
 
 def cmd_benchmark(args):
     from .datasets import load_signatures
-    from .evaluation import METRICS, cross_validate_writers, write_report
+    from .evaluation import (METRICS, _default_pretrain_verifier, cross_validate_writers,
+                             write_report)
 
+    if args.pretrain_epochs is not None and not args.pretrain_data:
+        raise ValueError("--pretrain-epochs sets the pretraining on --pretrain-data DIR; "
+                         "give that corpus too, or leave the option out.")
     data = load_signatures(args.data_dir, layout=args.layout)
     print(f"{len(np.unique(data.writer))} writers, {len(data.paths)} images "
           f"({data.layout} layout); "
@@ -211,13 +215,27 @@ def cmd_benchmark(args):
         extra = load_signatures(args.extra_training, layout=args.extra_layout)
         print(f"Every fold also trains on {len(np.unique(extra.writer))} writers, "
               f"{len(extra.paths)} images of {args.extra_training} ({extra.layout} layout).")
+    pretrain = None
+    if args.pretrain_data:
+        pretrain = load_signatures(args.pretrain_data, layout=args.pretrain_layout)
+        print(f"Pretraining once on {len(np.unique(pretrain.writer))} writers, "
+              f"{len(pretrain.paths)} images of {args.pretrain_data} ({pretrain.layout} "
+              "layout); every fold then fine-tunes from those weights.")
     from .preprocessing import SignaturePreprocessor
 
+    verifier = _verifier(args, verbose=int(args.verbose))
+    pretrain_verifier = None
+    if args.pretrain_epochs is not None:
+        pretrain_verifier = _default_pretrain_verifier(verifier).set_params(
+            max_epochs=args.pretrain_epochs)
     result = cross_validate_writers(
-        data, _verifier(args, verbose=int(args.verbose)),
-        preprocessor=SignaturePreprocessor(n_jobs=-1), n_splits=args.folds,
+        data, verifier, preprocessor=SignaturePreprocessor(n_jobs=-1), n_splits=args.folds,
         random_state=args.seed, progress=True, folds=args.only_folds, extra_training=extra,
+        pretrain_data=pretrain, pretrain_verifier=pretrain_verifier,
     )
+    if pretrain is not None:
+        print(f"Pretrained in {result['settings']['pretraining']['seconds']:.0f} s "
+              "(preprocessing included).")
     print(f"\n{'metric':<20}" + "".join(f"fold {f['fold']:<4}" for f in result["folds"])
           + "   mean +- std")
     for name in METRICS:
@@ -342,6 +360,13 @@ def build_parser():
     p.add_argument("--extra-training", metavar="DIR",
                    help="another corpus (other writers) added to every fold's training")
     p.add_argument("--extra-layout", default="auto", help="layout of --extra-training")
+    p.add_argument("--pretrain-data", metavar="DIR",
+                   help="another corpus (other writers) to pretrain on once, with the default "
+                   "learning rate and --pretrain-epochs; every fold then fine-tunes from those "
+                   "weights with the training options given (e.g. --lr 3e-4 --epochs 10)")
+    p.add_argument("--pretrain-layout", default="auto", help="layout of --pretrain-data")
+    p.add_argument("--pretrain-epochs", type=int, default=None,
+                   help="epochs of the pretraining (default: the verifier's default, 20)")
     p.add_argument("--verbose", type=int, default=0, help="1: epoch table, 2: progress bars")
     _add_training_options(p)
     p.set_defaults(func=cmd_benchmark)

@@ -65,6 +65,8 @@ def cross_validate_writers(
     progress=True,
     folds=None,
     extra_training=None,
+    pretrain_data=None,
+    pretrain_verifier=None,
 ):
     """Writer-independent k-fold cross-validation of a verifier.
 
@@ -103,6 +105,20 @@ def cross_validate_writers(
         training pairs of every fold; its writers are never tested. Its writers
         must be other people than those of ``data`` (e.g. another public data
         set), or the test writers would be seen in training.
+    pretrain_data : Bunch, default=None
+        Another corpus (other people, as for ``extra_training``) to pretrain on:
+        ``pretrain_verifier`` is trained once on every writer of it, and each
+        fold's verifier then starts from those weights (``warm_start``) and is
+        fine-tuned on the fold's training writers with its own parameters (a
+        lower ``lr`` and fewer ``max_epochs`` than the defaults suit it; see the
+        measured recipe in the user guide). Its images are preprocessed by
+        ``preprocessor``.
+    pretrain_verifier : SiameseVerifier, default=None
+        The verifier trained on ``pretrain_data`` (cloned). By default
+        ``verifier`` with the default training schedule (``lr``,
+        ``max_epochs``) and ``validation_fraction=0``: its threshold is never
+        used, so every writer trains. It must build the network ``verifier``
+        builds (same backbone, ``embedding_dim``, loss, local matching).
 
     Returns
     -------
@@ -110,8 +126,10 @@ def cross_validate_writers(
         ``folds``: one dict per fold with the figures of :data:`METRICS`, the
         writers tested and pair counts; ``summary``: ``{metric: {"mean", "std"}}``;
         ``environment``: device, torch and skseg versions, machine; ``settings``:
-        the verifier's and preprocessor's parameters. ``scores`` (not written to
-        JSON): per fold, the test labels, kinds, decision values and claimed writers.
+        the verifier's and preprocessor's parameters, and what was pretrained on.
+        ``scores`` (not written to JSON): per fold, the test labels, kinds,
+        decision values and claimed writers. ``pretrained`` (not written to
+        JSON): the verifier trained on ``pretrain_data``, or None.
 
     Examples
     --------
@@ -137,6 +155,8 @@ def cross_validate_writers(
                          f"the data has {n_writers}.")
 
     extra = None if extra_training is None else _extra_corpus(extra_training, items)
+    pretraining = (None if pretrain_data is None
+                   else _extra_corpus(pretrain_data, items, name="pretrain_data"))
 
     canvases, sizes = preprocessor.transform_with_sizes(items)
     positions = np.arange(len(canvases))
@@ -155,6 +175,19 @@ def cross_validate_writers(
             raise ValueError(f"folds={list(folds)}: fold(s) {unknown} do not exist; "
                              f"there are {n_splits} (0 to {n_splits - 1}).")
         splits = [splits[k] for k in sorted(set(folds))]
+    # After the checks: pretraining takes minutes.
+    pretrained, pretrain_settings = None, None
+    if pretraining is not None:
+        if pretrain_verifier is None:
+            pretrain_verifier = _default_pretrain_verifier(verifier)
+        start = time.perf_counter()  # preprocessing included
+        pretrained = _pretrain(pretrain_verifier, pretraining, preprocessor, random_state)
+        pretrain_settings = {
+            "n_writers": int(len(np.unique(pretraining.writer))),
+            "n_images": int(len(pretraining.images)),
+            "seconds": time.perf_counter() - start,
+            "verifier": _jsonable(pretrain_verifier.get_params(deep=False)),
+        }
     results, scores = [], []
     iterator = splits
     if progress:
@@ -162,7 +195,8 @@ def cross_validate_writers(
 
         iterator = tqdm(splits, desc="writer folds", unit="fold")
     for k, (train, test) in iterator:
-        fold_verifier = clone(verifier)
+        fold_verifier = (clone(verifier) if pretrained is None
+                         else _fine_tuning_clone(verifier, pretrained))
         train_pairs, y_train, _ = _pairs_of(
             positions[train], writer[train], genuine[train], random_state=random_state + k
         )
@@ -216,14 +250,44 @@ def cross_validate_writers(
                 "n_images": int(len(extra.images)),
                 "n_pairs": int(len(extra_pairs)),
             },
+            "pretraining": pretrain_settings,
             "random_state": random_state,
         },
         "scores": scores,
+        "pretrained": pretrained,
     }
 
 
-def _extra_corpus(extra_training, items):
-    """The extra corpus's images and labels; refused if it shares a file with ``items``."""
+def _default_pretrain_verifier(verifier):
+    """``verifier`` with the defaults' training schedule and every writer training:
+    what :func:`cross_validate_writers` pretrains unless told otherwise."""
+    defaults = SiameseVerifier().get_params(deep=False)
+    return clone(verifier).set_params(lr=defaults["lr"], max_epochs=defaults["max_epochs"],
+                                      validation_fraction=0.0, warm_start=False)
+
+
+def _pretrain(verifier, corpus, preprocessor, random_state):
+    """A clone of ``verifier`` trained on the SigNet pairs of every writer of ``corpus``
+    (a Bunch of images, writer and genuine, as :func:`_extra_corpus` returns)."""
+    canvases, sizes = preprocessor.transform_with_sizes(corpus.images)
+    pairs, y, _ = _pairs_of(np.arange(len(canvases)), corpus.writer, corpus.genuine,
+                            random_state=random_state)
+    model = clone(verifier).set_params(warm_start=False)
+    return model.fit(PairedCanvases(canvases, pairs.astype(np.int64), sizes), y)
+
+
+def _fine_tuning_clone(verifier, pretrained):
+    """A clone of ``verifier`` that holds ``pretrained``'s fitted network and starts its
+    fit from those weights (``warm_start``); ``pretrained`` is left as it is."""
+    clone_ = clone(verifier).set_params(warm_start=True)
+    # A warm start reads the last fit's network only; the fit builds its own.
+    clone_.net_ = pretrained.net_
+    return clone_
+
+
+def _extra_corpus(extra_training, items, name="extra_training"):
+    """The extra corpus's images and labels; refused if it shares a file with ``items``
+    (``name``: the parameter the corpus came in, for the message)."""
     extra_items, writer, genuine = _items_of(extra_training)
 
     def files(images):  # one spelling per file, however the paths were written
@@ -231,7 +295,7 @@ def _extra_corpus(extra_training, items):
 
     shared = sorted(files(items) & files(extra_items))
     if shared:
-        raise ValueError(f"extra_training shares {len(shared)} image file(s) with data, e.g. "
+        raise ValueError(f"{name} shares {len(shared)} image file(s) with data, e.g. "
                          f"{shared[0]!r}: its writers would be tested after training on them.")
     return Bunch(images=extra_items, writer=writer, genuine=genuine)
 
@@ -309,7 +373,9 @@ def write_report(result, path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    report = {key: value for key, value in result.items() if key != "scores"}
+    # The scores are arrays and the pretrained model is no JSON: the plots and
+    # skseg.save are their forms.
+    report = {key: value for key, value in result.items() if key not in ("scores", "pretrained")}
     path.write_text(json.dumps(report, indent=2, default=float) + "\n")
     written = [path]
     try:

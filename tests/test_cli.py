@@ -200,6 +200,27 @@ def test_benchmark_with_an_extra_training_corpus(signature_folder, tmp_path, cap
     assert "shares 28 image file(s)" in capsys.readouterr().err
 
 
+def test_benchmark_pretrained_on_another_corpus(signature_folder, tmp_path, capsys):
+    other = _write_folder(tmp_path / "other", random_state=1)
+    out = tmp_path / "pretrained.json"
+    assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
+                 "--only-folds", "0", "--epochs", "1", "--lr", "3e-4",
+                 "--pretrain-data", str(other), "--pretrain-epochs", "1"]) == 0
+    assert "Pretraining once on 4 writers, 28 images" in capsys.readouterr().out
+    settings = json.loads(out.read_text())["settings"]
+    assert settings["pretraining"]["n_writers"] == 4
+    # The pretraining keeps the default learning rate; the folds fine-tune with --lr.
+    assert settings["pretraining"]["verifier"]["lr"] == 1e-3
+    assert settings["pretraining"]["verifier"]["max_epochs"] == 1
+    assert settings["verifier"]["lr"] == 3e-4
+    # Pretraining on the writers under test, or options without the corpus, are refused.
+    assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
+                 "--pretrain-data", str(signature_folder)]) == 1
+    assert "pretrain_data shares 28 image file(s)" in capsys.readouterr().err
+    assert main(["benchmark", str(signature_folder), "--pretrain-epochs", "1"]) == 1
+    assert "--pretrain-epochs sets the pretraining on --pretrain-data" in capsys.readouterr().err
+
+
 def test_fit_on_two_corpora(signature_folder, tmp_path, capsys):
     extra = _write_folder(tmp_path / "extra", random_state=1)
     path = tmp_path / "two.safetensors"

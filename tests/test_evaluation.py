@@ -1,14 +1,19 @@
 """cross_validate_writers: what each fold trains on and tests on."""
 
+import json
+
 import numpy as np
 import pytest
 from sklearn.utils import Bunch
 
 from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_synthetic_signatures
-from skseg.evaluation import METRICS, cross_validate_writers
+from skseg.evaluation import (METRICS, _default_pretrain_verifier, cross_validate_writers,
+                              write_report)
 from skseg.metrics import writer_equal_error_rates
 from skseg.verifier import SIZE_WEIGHTS
+
+from .conftest import assert_same_weights, module_weights
 
 PREP = SignaturePreprocessor(canvas_size=(32, 48))
 
@@ -66,14 +71,82 @@ def test_extra_training_joins_every_fold_and_is_never_tested():
     assert all(fold["size_weight"] in SIZE_WEIGHTS for fold in result["folds"])
 
 
-def test_extra_training_sharing_a_file_is_refused_before_loading():
+@pytest.mark.parametrize("option", ["extra_training", "pretrain_data"])
+def test_another_corpus_sharing_a_file_is_refused_before_loading(option):
     data = Bunch(paths=[f"/nowhere/{i}.png" for i in range(8)], writer=[0, 0, 1, 1, 2, 2, 3, 3],
                  genuine=[True, False] * 4)
     # The same file, spelt another way.
     extra = Bunch(paths=["/nowhere/sub/../3.png", "/nowhere/x.png"], writer=[9, 9],
                   genuine=[True, True])
-    with pytest.raises(ValueError, match=r"shares 1 image file.*'/nowhere/3.png'"):
-        cross_validate_writers(data, n_splits=2, extra_training=extra, progress=False)
+    with pytest.raises(ValueError, match=rf"{option} shares 1 image file.*'/nowhere/3.png'"):
+        cross_validate_writers(data, n_splits=2, progress=False, **{option: extra})
+
+
+# A learning rate too small to move a weight: a fine-tuned fold keeps the pretrained ones.
+FROZEN_LR = 1e-12
+
+
+class WeightRecorder(RecordingVerifier):
+    """Also records the trainable weights each fit ends with."""
+
+    weights = []
+
+    def fit(self, X, y):
+        super().fit(X, y)
+        WeightRecorder.weights.append(module_weights(self))
+        return self
+
+
+def test_pretraining_runs_once_and_every_fold_fine_tunes_from_it(tmp_path):
+    data = make_synthetic_signatures(n_writers=6, n_genuine=3, n_forgeries=3, random_state=0)
+    other = make_synthetic_signatures(n_writers=3, n_genuine=3, n_forgeries=3, random_state=1)
+    RecordingVerifier.fits, RecordingVerifier.sizes, WeightRecorder.weights = [], [], []
+    verifier = WeightRecorder(max_epochs=1, lr=FROZEN_LR, random_state=0)
+    result = cross_validate_writers(
+        data, verifier, preprocessor=PREP, n_splits=3, progress=False, pretrain_data=other,
+        pretrain_verifier=WeightRecorder(max_epochs=2, validation_fraction=0, random_state=0))
+    pretrained = result["pretrained"]
+    # One pretraining, on the other corpus's canvases alone, then one fit per fold.
+    assert len(RecordingVerifier.fits) == 1 + 3
+    np.testing.assert_array_equal(RecordingVerifier.fits[0][0], PREP.transform(other.images))
+    assert len(pretrained.net_.history) == 2
+    # Each fold starts from the pretrained weights: with a frozen learning rate it
+    # ends there; the same folds without pretraining end elsewhere.
+    pretrained_weights = WeightRecorder.weights[0]
+    for fold_weights in WeightRecorder.weights[1:]:
+        assert_same_weights(fold_weights, pretrained_weights)
+    assert_same_weights(pretrained, pretrained_weights)  # the pretrained model is untouched
+    plain = cross_validate_writers(data, verifier, preprocessor=PREP, n_splits=3,
+                                   progress=False)
+    for fold_weights in WeightRecorder.weights[4:]:
+        with pytest.raises(AssertionError):
+            assert_same_weights(fold_weights, pretrained_weights)
+    assert result["settings"]["pretraining"]["n_writers"] == 3
+    assert result["settings"]["pretraining"]["verifier"]["max_epochs"] == 2
+    assert plain["settings"]["pretraining"] is None and plain["pretrained"] is None
+    # The report leaves the model out; skseg.save is its form.
+    report = json.loads(write_report(result, tmp_path / "r.json")[0].read_text())
+    assert "pretrained" not in report and report["settings"]["pretraining"]["n_images"] == 18
+
+
+def test_the_default_pretraining_is_the_verifier_with_the_default_schedule():
+    verifier = SiameseVerifier(lr=3e-4, max_epochs=10, margin=0.7, random_state=5)
+    pretrain = _default_pretrain_verifier(verifier)
+    defaults = SiameseVerifier()
+    assert (pretrain.lr, pretrain.max_epochs) == (defaults.lr, defaults.max_epochs)
+    assert pretrain.validation_fraction == 0 and not pretrain.warm_start
+    assert (pretrain.margin, pretrain.random_state) == (0.7, 5)
+    assert (verifier.lr, verifier.max_epochs) == (3e-4, 10)  # the verifier is left alone
+
+
+def test_unknown_folds_are_refused_before_pretraining():
+    data = make_synthetic_signatures(n_writers=4, n_genuine=2, n_forgeries=2, random_state=0)
+    other = make_synthetic_signatures(n_writers=2, n_genuine=2, n_forgeries=2, random_state=1)
+    RecordingVerifier.fits = []
+    with pytest.raises(ValueError, match=r"fold\(s\) \[7\] do not exist"):
+        cross_validate_writers(data, RecordingVerifier(max_epochs=1), preprocessor=PREP,
+                               n_splits=2, folds=[7], progress=False, pretrain_data=other)
+    assert RecordingVerifier.fits == []
 
 
 def test_writer_eers_are_the_mean_over_each_folds_test_writers():
