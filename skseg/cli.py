@@ -59,7 +59,7 @@ def _training_params(args):
     """The verifier parameters the training options give (those left out: None)."""
     params = {"random_state": args.seed, "device": args.device}
     for name in ("backbone", "loss", "margin", "local_weight", "size_weight", "max_epochs",
-                 "lr", "mixed_precision"):
+                 "lr", "validation_fraction", "mixed_precision"):
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
@@ -278,6 +278,11 @@ def _add_training_options(parser, epochs_default=None):
     parser.add_argument("--lr", type=float, default=None,
                         help="learning rate (default: the verifier's default, 1e-3; lower "
                         "suits fine-tuning with fit --start-from)")
+    parser.add_argument("--validation-fraction", type=float, default=None,
+                        help="fraction of the training writers held out to choose the "
+                        "threshold (default: the verifier's, 0.2; 0 trains on every writer "
+                        "and chooses it on the training pairs, as for a model to fine-tune "
+                        "later)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--mixed-precision", choices=["no", "bf16"], default=None,
                         help="bf16: the network's forward passes under bfloat16 autocast "

@@ -258,6 +258,20 @@ def test_fit_start_from_names_what_does_not_fit(saved_model, signature_folder, t
     assert not path.exists()
 
 
+def test_validation_fraction_reaches_the_verifier(signature_folder, tmp_path, capsys):
+    from skseg.io import load
+
+    path = tmp_path / "every_writer.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1",
+                 "--validation-fraction", "0"]) == 0
+    clf = load(path)[-1]
+    # Every writer trained: no validation writers, so no validation EER.
+    assert clf.validation_fraction == 0 and np.isnan(clf.validation_eer_)
+    assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1",
+                 "--validation-fraction", "1.5"]) == 1
+    assert "validation_fraction" in capsys.readouterr().err
+
+
 def test_mixed_precision_reaches_the_verifier(signature_folder, tmp_path, capsys):
     from skseg.io import load
 
