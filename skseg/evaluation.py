@@ -154,6 +154,9 @@ def cross_validate_writers(
         raise ValueError(f"n_splits={n_splits} folds need as many writers; "
                          f"the data has {n_writers}.")
 
+    if pretrain_verifier is not None and pretrain_data is None:
+        raise ValueError("pretrain_verifier is trained on pretrain_data, which is None: "
+                         "give the corpus to pretrain on, or leave pretrain_verifier out.")
     extra = None if extra_training is None else _extra_corpus(extra_training, items)
     pretraining = (None if pretrain_data is None
                    else _extra_corpus(pretrain_data, items, name="pretrain_data"))

@@ -139,7 +139,7 @@ def test_the_default_pretraining_is_the_verifier_with_the_default_schedule():
     assert (verifier.lr, verifier.max_epochs) == (3e-4, 10)  # the verifier is left alone
 
 
-def test_unknown_folds_are_refused_before_pretraining():
+def test_unknown_folds_and_a_lone_pretrain_verifier_are_refused_before_pretraining():
     data = make_synthetic_signatures(n_writers=4, n_genuine=2, n_forgeries=2, random_state=0)
     other = make_synthetic_signatures(n_writers=2, n_genuine=2, n_forgeries=2, random_state=1)
     RecordingVerifier.fits = []
@@ -147,6 +147,10 @@ def test_unknown_folds_are_refused_before_pretraining():
         cross_validate_writers(data, RecordingVerifier(max_epochs=1), preprocessor=PREP,
                                n_splits=2, folds=[7], progress=False, pretrain_data=other)
     assert RecordingVerifier.fits == []
+    with pytest.raises(ValueError, match="pretrain_verifier is trained on pretrain_data, which "
+                                         "is None"):
+        cross_validate_writers(data, preprocessor=PREP, n_splits=2, progress=False,
+                               pretrain_verifier=RecordingVerifier())
 
 
 def test_writer_eers_are_the_mean_over_each_folds_test_writers():
