@@ -114,7 +114,8 @@ def cross_validate_writers(
         measured recipe in the user guide). Its images are preprocessed by
         ``preprocessor``.
     pretrain_verifier : SiameseVerifier, default=None
-        The verifier trained on ``pretrain_data`` (cloned). By default
+        The verifier trained on ``pretrain_data`` (cloned, and trained from new
+        weights whatever its ``warm_start``). By default
         ``verifier`` with the default training schedule (``lr``,
         ``max_epochs``) and ``validation_fraction=0``: its threshold is never
         used, so every writer trains. It must build the network ``verifier``
@@ -189,7 +190,8 @@ def cross_validate_writers(
             "n_writers": int(len(np.unique(pretraining.writer))),
             "n_images": int(len(pretraining.images)),
             "seconds": time.perf_counter() - start,
-            "verifier": _jsonable(pretrain_verifier.get_params(deep=False)),
+            # The model trained, not its template: _pretrain sets warm_start=False.
+            "verifier": _jsonable(pretrained.get_params(deep=False)),
         }
     results, scores = [], []
     iterator = splits

@@ -104,7 +104,8 @@ def test_pretraining_runs_once_and_every_fold_fine_tunes_from_it(tmp_path):
     verifier = WeightRecorder(max_epochs=1, lr=FROZEN_LR, random_state=0)
     result = cross_validate_writers(
         data, verifier, preprocessor=PREP, n_splits=3, progress=False, pretrain_data=other,
-        pretrain_verifier=WeightRecorder(max_epochs=2, validation_fraction=0, random_state=0))
+        pretrain_verifier=WeightRecorder(max_epochs=2, validation_fraction=0, random_state=0,
+                                         warm_start=True))
     pretrained = result["pretrained"]
     # One pretraining, on the other corpus's canvases alone, then one fit per fold.
     assert len(RecordingVerifier.fits) == 1 + 3
@@ -123,6 +124,7 @@ def test_pretraining_runs_once_and_every_fold_fine_tunes_from_it(tmp_path):
             assert_same_weights(fold_weights, pretrained_weights)
     assert result["settings"]["pretraining"]["n_writers"] == 3
     assert result["settings"]["pretraining"]["verifier"]["max_epochs"] == 2
+    assert result["settings"]["pretraining"]["verifier"]["warm_start"] is False
     assert plain["settings"]["pretraining"] is None and plain["pretrained"] is None
     # The report leaves the model out; skseg.save is its form.
     report = json.loads(write_report(result, tmp_path / "r.json")[0].read_text())
