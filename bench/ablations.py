@@ -71,7 +71,12 @@ default exactly, other seeds train on and validate with other writers.
   (``warm_start=True``, with ``--params``). The seed is the same for both fits,
   so the fine-tuning holds out the defaults' validation writers. With
   ``--pretrained-cache DIR`` the pretrained model of each seed is saved there
-  (``skseg.save``) and reused by the other folds' runs.
+  (``skseg.save``) and reused by the other folds' runs. With ``--freeze
+  PATTERN ...`` the parameters whose names match (``fnmatch``, as
+  ``verifier.net_.get_all_learnable_params()`` names them, e.g.
+  ``'backbone.features.[1-5].*'`` for :class:`~skseg.nn.CompactNet`'s first two
+  blocks) keep their pretrained values in fine-tuning (skorch's ``Freezer``;
+  batch-norm running statistics still follow the fold's images).
 
 The verifier's default local matching (``local_weight="auto"``) came after
 these settings were measured. ``tta``, ``writer-classes`` and
@@ -98,9 +103,13 @@ folds with ``skseg benchmark``.
         --seeds 0 1 --params '{"max_epochs": 10}'
     python bench/ablations.py ../shared/data/sigcomp2011_dutch --setting pretrained \
         --pretrain-data ../shared/data/cedar --pretrained-cache /tmp/skseg-pretrained
+    python bench/ablations.py ../shared/data/cedar --setting pretrained \
+        --pretrain-data ../shared/data/sigcomp2011_dutch --params '{"lr": 3e-4, "max_epochs": 10}' \
+        --freeze 'backbone.features.[1-5].*'
 """
 
 import argparse
+import fnmatch
 import json
 import time
 from functools import partial
@@ -108,7 +117,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback, LRScheduler
+from skorch.callbacks import Callback, Freezer, LRScheduler
 from torch.nn import functional as F
 from sklearn.model_selection import GroupKFold
 from sklearn.utils import Bunch, check_random_state, column_or_1d
@@ -447,6 +456,17 @@ def pretrained_verifier(pretrained):
     return PretrainedVerifier
 
 
+def freezer(pretrained, patterns):
+    """skorch's ``Freezer`` for ``patterns``, once each matches a parameter of
+    ``pretrained`` (a misspelt pattern would otherwise freeze nothing, silently)."""
+    names = [name for name, _ in pretrained.net_.get_all_learnable_params()]
+    for pattern in patterns:
+        if not fnmatch.filter(names, pattern):
+            raise ValueError(f"freeze pattern {pattern!r} matches no parameter of the "
+                             f"pretrained network; its parameters are {names}.")
+    return ("freezer", Freezer(list(patterns)))
+
+
 def _size_tensor(X, like):
     """The pairs' size distances as a tensor like ``like`` (zeros without sizes)."""
     size = size_distances(X)
@@ -656,10 +676,14 @@ def ensemble_eers(scores, standardise=True):
 def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_writers=60,
         piece_size=16, elastic_amplitude=2.0, elastic_spacing=24.0, tta_views=8,
         class_weight=0.1, class_scale=16.0, class_margin=0.2, verifier_params=None,
-        preprocessor=None, pretrain_data=None, pretrain_params=None, pretrained_cache=None):
+        preprocessor=None, pretrain_data=None, pretrain_params=None, pretrained_cache=None,
+        freeze=()):
     """One setting on one fold, per seed (and their ensemble for several seeds)."""
     if setting not in SETTINGS:
         raise ValueError(f"setting={setting!r}: choose one of {SETTINGS}.")
+    if freeze and setting != "pretrained":
+        raise ValueError(f"freeze={list(freeze)} keeps pretrained weights: it needs the "
+                         f"pretrained setting, not {setting!r}.")
     params = dict(verifier_params or {})
     if setting in MODULE_SETTINGS:
         # Measured before local matching; their modules replace the global embedding.
@@ -717,8 +741,11 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
     for seed in seeds:
         start = time.perf_counter()
         if setting == "pretrained":  # the fold's clone gets these weights
-            verifier = pretrained_verifier(pretrain(data, pretrain_data, seed, pretrain_params,
-                                                    preprocessor, pretrained_cache))
+            pretrained = pretrain(data, pretrain_data, seed, pretrain_params, preprocessor,
+                                  pretrained_cache)
+            verifier = pretrained_verifier(pretrained)
+            if freeze:
+                params["callbacks"] = [freezer(pretrained, freeze)]
         result = cross_validate_writers(
             data, verifier(random_state=seed, **params), preprocessor=preprocessor,
             n_splits=n_splits, folds=[fold], progress=False, extra_training=extra,
@@ -789,6 +816,9 @@ def main(argv=None):
     parser.add_argument("--pretrained-cache", default=None,
                         help="folder to keep each seed's pretrained model in, one folder "
                         "per other corpus and --pretrain-params (pretrained)")
+    parser.add_argument("--freeze", nargs="+", default=[], metavar="PATTERN",
+                        help="parameter names (fnmatch) kept at their pretrained values in "
+                        "fine-tuning (pretrained)")
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
@@ -804,7 +834,8 @@ def main(argv=None):
               tta_views=args.tta_views, class_weight=args.class_weight,
               class_scale=args.class_scale, class_margin=args.class_margin,
               verifier_params=params, pretrain_data=pretrain_data,
-              pretrain_params=pretrain_params, pretrained_cache=args.pretrained_cache)
+              pretrain_params=pretrain_params, pretrained_cache=args.pretrained_cache,
+              freeze=args.freeze)
     for r in out["runs"]:
         print(f"{args.setting}  fold {args.fold}  seed {r['seed']}: "
               f"skilled EER {100 * r['eer_skilled']:.1f} %, "

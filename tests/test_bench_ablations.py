@@ -1,6 +1,7 @@
 """bench/ablations.py on tiny synthetic data: each setting trains what it says."""
 
 import json
+from fnmatch import fnmatch
 from functools import partial
 
 import numpy as np
@@ -15,7 +16,7 @@ from skseg.datasets._pairs import _items_of
 from skseg.metrics import equal_error_rate
 from skseg.nn.batching import PairBatches
 
-from .conftest import assert_same_weights, bench_script
+from .conftest import assert_same_weights, bench_script, module_weights
 
 TINY = {"max_epochs": 1, "batch_size": 16}
 #: The settings that work on the global embedding alone run without local matching.
@@ -422,6 +423,26 @@ def test_pretrained_verifier_fine_tunes_from_the_pretrained_weights(ablations, d
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1
 
 
+def test_freeze_keeps_the_matching_weights_pretrained(ablations, data):
+    other = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=4, random_state=1)
+    model = ablations.pretrain(data, other, seed=0, params=TINY, preprocessor=PREP)
+    pairs, y, _ = make_pairs(data, random_state=0)
+    frozen = "backbone.features.*"
+    tuned = ablations.pretrained_verifier(model)(
+        warm_start=True, callbacks=[ablations.freezer(model, [frozen])], **TINY)
+    tuned.fit(PREP.transform(pairs), y)
+    before, after = module_weights(model), module_weights(tuned)
+    kept = {name for name in before if fnmatch(name, frozen)}
+    assert kept and kept != before.keys()
+    assert_same_weights({n: after[n] for n in kept}, {n: before[n] for n in kept})
+    assert all(not torch.equal(after[n], before[n]) for n in before.keys() - kept)
+    out = ablations.run(data, "pretrained", n_splits=3, verifier_params=TINY, preprocessor=PREP,
+                        pretrain_data=other, pretrain_params=TINY, freeze=[frozen])
+    assert 0 <= out["runs"][0]["eer_skilled"] <= 1
+    with pytest.raises(ValueError, match="'backbone.feature.1.*' matches no parameter"):
+        ablations.freezer(model, ["backbone.feature.1.*"])
+
+
 def test_bad_settings_are_named(ablations, data):
     with pytest.raises(ValueError, match="setting='flip'"):
         ablations.run(data, "flip")
@@ -437,6 +458,8 @@ def test_bad_settings_are_named(ablations, data):
         ablations.run(data, "writer-classes", class_scale=0)
     with pytest.raises(ValueError, match="needs the other corpus"):
         ablations.run(data, "pretrained")
+    with pytest.raises(ValueError, match="needs the pretrained setting, not 'defaults'"):
+        ablations.run(data, "defaults", freeze=["backbone.*"])
     with pytest.raises(ValueError, match="trains the contrastive loss"):
         ablations.run(data, "writer-classes", verifier_params={"loss": "bce", **TINY},
                       preprocessor=PREP)
