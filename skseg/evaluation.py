@@ -119,7 +119,8 @@ def cross_validate_writers(
         ``verifier`` with the default training schedule (``lr``,
         ``max_epochs``) and ``validation_fraction=0``: its threshold is never
         used, so every writer trains. It must build the network ``verifier``
-        builds (same backbone, ``embedding_dim``, loss, local matching).
+        builds (same backbone, ``embedding_dim``, loss, local matching); one
+        that does not is refused before any training.
 
     Returns
     -------
@@ -179,11 +180,13 @@ def cross_validate_writers(
             raise ValueError(f"folds={list(folds)}: fold(s) {unknown} do not exist; "
                              f"there are {n_splits} (0 to {n_splits - 1}).")
         splits = [splits[k] for k in sorted(set(folds))]
-    # After the checks: pretraining takes minutes.
-    pretrained, pretrain_settings = None, None
     if pretraining is not None:
         if pretrain_verifier is None:
             pretrain_verifier = _default_pretrain_verifier(verifier)
+        _check_same_network(pretrain_verifier, verifier)
+    # After the checks: pretraining takes minutes.
+    pretrained, pretrain_settings = None, None
+    if pretraining is not None:
         start = time.perf_counter()  # preprocessing included
         pretrained = _pretrain(pretrain_verifier, pretraining, preprocessor, random_state)
         pretrain_settings = {
@@ -269,6 +272,25 @@ def _default_pretrain_verifier(verifier):
     defaults = SiameseVerifier().get_params(deep=False)
     return clone(verifier).set_params(lr=defaults["lr"], max_epochs=defaults["max_epochs"],
                                       validation_fraction=0.0, warm_start=False)
+
+
+def _check_same_network(pretrain_verifier, verifier):
+    """Refuse, before any training, a ``pretrain_verifier`` whose network the folds'
+    verifiers could not start from (a warm start needs every tensor's name and shape)."""
+    pretrain_verifier._validate_params()  # the parameters' own errors come first
+    verifier._validate_params()
+    pretrained, fold = pretrain_verifier._weight_shapes(), verifier._weight_shapes()
+    if pretrained == fold:
+        return
+    differ = [f"{key}: {pretrained.get(key, 'absent')} in pretrain_verifier, "
+              f"{fold.get(key, 'absent')} in verifier"
+              for key in sorted(pretrained.keys() | fold.keys())
+              if pretrained.get(key) != fold.get(key)]
+    raise ValueError(
+        "pretrain_verifier builds another network than verifier, so the folds could not "
+        f"start from its weights ({len(differ)} tensor(s) differ, e.g. {'; '.join(differ[:3])}). "
+        "Give both the same backbone, embedding_dim, loss and local_weight."
+    )
 
 
 def _pretrain(verifier, corpus, preprocessor, random_state):

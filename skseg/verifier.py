@@ -611,16 +611,11 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         callbacks = list(self.callbacks or [])
         if self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
-        nested = {key: getattr(self, key) for key in self._skorch_params}
+        nested = {key: getattr(self, key) for key in self._skorch_params
+                  if not key.startswith("module__")}
         return dict(
             module=SiameseModule,
-            module__backbone=self.backbone,
-            module__embedding_dim=self.embedding_dim,
-            module__distance=self.distance,
-            module__normalize=self.normalize or self.loss == "triplet",
-            module__head=self.loss == "bce",
-            module__augment=self.augment,
-            module__local_weight=self._local_weight(),
+            **{f"module__{key}": value for key, value in self._module_kwargs().items()},
             criterion=LOSSES[self.loss],
             **{f"criterion__{k}": v for k, v in criterion_kwargs.items()},
             optimizer=self.optimizer,
@@ -638,6 +633,30 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             mixed_precision=None if self.mixed_precision == "no" else self.mixed_precision,
             **nested,
         )
+
+    def _module_kwargs(self):
+        """The keyword arguments of the :class:`~skseg.nn.SiameseModule` these
+        parameters build, nested ``module__`` settings included."""
+        nested = {key[len("module__"):]: getattr(self, key) for key in self._skorch_params
+                  if key.startswith("module__")}
+        return dict(
+            backbone=self.backbone,
+            embedding_dim=self.embedding_dim,
+            distance=self.distance,
+            normalize=self.normalize or self.loss == "triplet",
+            head=self.loss == "bce",
+            augment=self.augment,
+            local_weight=self._local_weight(),
+            **nested,
+        )
+
+    def _weight_shapes(self):
+        """Name and shape of each tensor of the network these parameters build (what
+        a warm start must match), known before any training: the network is built
+        once on the CPU, outside the global random stream."""
+        with torch.random.fork_rng(devices=[]):
+            module = SiameseModule(**self._module_kwargs())
+        return {name: tuple(t.shape) for name, t in module.state_dict().items()}
 
     def _local_weight(self):
         """``local_weight``, or with ``"auto"`` the default weight where local matching applies."""

@@ -155,6 +155,33 @@ def test_unknown_folds_and_a_lone_pretrain_verifier_are_refused_before_pretraini
                                pretrain_verifier=RecordingVerifier())
 
 
+@pytest.mark.parametrize("pretrain_params, differs", [
+    ({"embedding_dim": 64}, "backbone.embedding"),
+    ({"local_weight": 0},
+     "local.weight: absent in pretrain_verifier, (32, 256, 1, 1) in verifier"),
+    ({"module__local_channels": 16},
+     "local.weight: (16, 256, 1, 1) in pretrain_verifier, (32, 256, 1, 1) in verifier"),
+])
+def test_a_pretrain_verifier_of_another_network_is_refused_before_training(
+        pretrain_params, differs):
+    data = make_synthetic_signatures(n_writers=4, n_genuine=2, n_forgeries=2, random_state=0)
+    other = make_synthetic_signatures(n_writers=2, n_genuine=2, n_forgeries=2, random_state=1)
+    RecordingVerifier.fits = []
+    with pytest.raises(ValueError, match="pretrain_verifier builds another network") as error:
+        cross_validate_writers(data, RecordingVerifier(max_epochs=1), preprocessor=PREP,
+                               n_splits=2, progress=False, pretrain_data=other,
+                               pretrain_verifier=RecordingVerifier(**pretrain_params))
+    assert differs in str(error.value)
+    assert RecordingVerifier.fits == []
+    # A training setting is no network: the same parameters pass the check.
+    result = cross_validate_writers(
+        data, SiameseVerifier(max_epochs=1, random_state=0), preprocessor=PREP, n_splits=2,
+        folds=[0], progress=False, pretrain_data=other,
+        pretrain_verifier=SiameseVerifier(max_epochs=1, lr=1e-2, margin=1.0,
+                                          validation_fraction=0, random_state=0))
+    assert len(result["folds"]) == 1
+
+
 def test_writer_eers_are_the_mean_over_each_folds_test_writers():
     data = make_synthetic_signatures(n_writers=6, n_genuine=4, n_forgeries=4, random_state=0)
     result = cross_validate_writers(data, SiameseVerifier(max_epochs=1, random_state=0),
