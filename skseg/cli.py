@@ -158,7 +158,12 @@ def _fine_tuned_model(args):
             "option out."
         )
     prep.set_params(n_jobs=-1)
-    clf.set_params(warm_start=True, verbose=2, **_training_params(args))
+    # The threshold is chosen anew: on held-out writers, as a fresh fit does, even
+    # where the saved model trained on every writer (validation_fraction=0).
+    from .verifier import SiameseVerifier
+
+    fraction = {"validation_fraction": SiameseVerifier().validation_fraction}
+    clf.set_params(warm_start=True, verbose=2, **{**fraction, **_training_params(args)})
     print(f"Fine-tuning {args.start_from} from its weights.")
     return model
 
@@ -224,12 +229,13 @@ def cmd_benchmark(args):
     from .preprocessing import SignaturePreprocessor
 
     verifier = _verifier(args, verbose=int(args.verbose))
+    preprocessor = SignaturePreprocessor(n_jobs=-1)
     pretrain_verifier = None
     if args.pretrain_epochs is not None:
         pretrain_verifier = _default_pretrain_verifier(verifier).set_params(
             max_epochs=args.pretrain_epochs)
     result = cross_validate_writers(
-        data, verifier, preprocessor=SignaturePreprocessor(n_jobs=-1), n_splits=args.folds,
+        data, verifier, preprocessor=preprocessor, n_splits=args.folds,
         random_state=args.seed, progress=True, folds=args.only_folds, extra_training=extra,
         pretrain_data=pretrain, pretrain_verifier=pretrain_verifier,
     )
@@ -246,6 +252,14 @@ def cmd_benchmark(args):
     print(f"device {env['device']} ({env['device_name']}), torch {env['torch']}")
     for path in write_report(result, args.output):
         print(f"Wrote {path}")
+    if pretrain is not None:
+        # Minutes of training, kept for skseg fit --start-from (and verify, evaluate).
+        from sklearn.pipeline import Pipeline
+
+        path = Path(args.output)
+        path = path.with_name(f"{path.stem}_pretrained.safetensors")
+        _save_model(Pipeline([("prep", preprocessor), ("clf", result["pretrained"])]), path)
+        print(f"Wrote {path} (the pretrained model)")
 
 
 def _size_weight(text):
@@ -280,9 +294,9 @@ def _add_training_options(parser, epochs_default=None):
                         "suits fine-tuning with fit --start-from)")
     parser.add_argument("--validation-fraction", type=float, default=None,
                         help="fraction of the training writers held out to choose the "
-                        "threshold (default: the verifier's, 0.2; 0 trains on every writer "
-                        "and chooses it on the training pairs, as for a model to fine-tune "
-                        "later)")
+                        "threshold (default: the verifier's, 0.2, also with --start-from; 0 "
+                        "trains on every writer and chooses it on the training pairs, as for a "
+                        "model to fine-tune later)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     parser.add_argument("--mixed-precision", choices=["no", "bf16"], default=None,
                         help="bf16: the network's forward passes under bfloat16 autocast "
@@ -368,7 +382,8 @@ def build_parser():
     p.add_argument("--pretrain-data", metavar="DIR",
                    help="another corpus (other writers) to pretrain on once, with the default "
                    "learning rate and --pretrain-epochs; every fold then fine-tunes from those "
-                   "weights with the training options given (e.g. --lr 3e-4 --epochs 10)")
+                   "weights with the training options given (e.g. --lr 3e-4 --epochs 10); the "
+                   "pretrained model is saved as <OUTPUT stem>_pretrained.safetensors")
     p.add_argument("--pretrain-layout", default="auto", help="layout of --pretrain-data")
     p.add_argument("--pretrain-epochs", type=int, default=None,
                    help="epochs of the pretraining (default: the verifier's default, 20)")

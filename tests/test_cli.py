@@ -201,6 +201,8 @@ def test_benchmark_with_an_extra_training_corpus(signature_folder, tmp_path, cap
 
 
 def test_benchmark_pretrained_on_another_corpus(signature_folder, tmp_path, capsys):
+    from skseg.io import load
+
     other = _write_folder(tmp_path / "other", random_state=1)
     out = tmp_path / "pretrained.json"
     assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
@@ -213,6 +215,14 @@ def test_benchmark_pretrained_on_another_corpus(signature_folder, tmp_path, caps
     assert settings["pretraining"]["verifier"]["lr"] == 1e-3
     assert settings["pretraining"]["verifier"]["max_epochs"] == 1
     assert settings["verifier"]["lr"] == 3e-4
+    # The pretrained model is kept next to the report, ready to fine-tune from.
+    saved = tmp_path / "pretrained_pretrained.safetensors"
+    pretrained = load(saved).named_steps["clf"]  # the pretraining's model, not a fold's
+    assert (pretrained.lr, pretrained.validation_fraction) == (1e-3, 0)
+    tuned = tmp_path / "tuned.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(tuned), "--start-from", str(saved),
+                 "--epochs", "1"]) == 0
+    assert f"Fine-tuning {saved} from its weights" in capsys.readouterr().out
     # Pretraining on the writers under test, or options without the corpus, are refused.
     assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
                  "--pretrain-data", str(signature_folder)]) == 1
@@ -267,6 +277,14 @@ def test_validation_fraction_reaches_the_verifier(signature_folder, tmp_path, ca
     clf = load(path)[-1]
     # Every writer trained: no validation writers, so no validation EER.
     assert clf.validation_fraction == 0 and np.isnan(clf.validation_eer_)
+    # Fine-tuning it chooses its threshold on held-out writers again, unless told not to.
+    tuned = tmp_path / "tuned.safetensors"
+    for option, fraction in (([], 0.2), (["--validation-fraction", "0"], 0)):
+        assert main(["fit", str(signature_folder), "-o", str(tuned), "--epochs", "1",
+                     "--start-from", str(path), *option]) == 0
+        clf = load(tuned)[-1]
+        assert clf.validation_fraction == fraction
+        assert np.isnan(clf.validation_eer_) == (fraction == 0)
     assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1",
                  "--validation-fraction", "1.5"]) == 1
     assert "validation_fraction" in capsys.readouterr().err
