@@ -1,9 +1,12 @@
 """SiameseVerifier(warm_start=True): fine-tuning starts from the last fit's weights."""
 
+import fnmatch
+
 import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
+from skorch.callbacks import Freezer
 
 import skseg
 from skseg import SiameseVerifier
@@ -63,6 +66,22 @@ def test_a_loaded_model_fine_tunes(pretrained, signature_pairs, tmp_path):
     loaded = skseg.load(path).set_params(warm_start=True, lr=FROZEN_LR)
     loaded.fit(d["X_test"], d["y_test"])
     assert_same_weights(loaded, pretrained)
+
+
+def test_fine_tuning_can_keep_the_first_blocks_as_pretrained(pretrained, signature_pairs,
+                                                             tmp_path):
+    # The user guide's form: skorch's Freezer on the loaded model's first two blocks.
+    d = signature_pairs
+    path = tmp_path / "pretrained.safetensors"
+    skseg.save(pretrained, path)
+    frozen = "backbone.features.[1-5].*"
+    loaded = skseg.load(path).set_params(warm_start=True, callbacks=[Freezer(frozen)])
+    loaded.fit(d["X_test"], d["y_test"])
+    before, after = module_weights(pretrained), module_weights(loaded)
+    kept = fnmatch.filter(before, frozen)
+    assert kept and len(kept) < len(before)
+    assert_same_weights({n: after[n] for n in kept}, {n: before[n] for n in kept})
+    assert all(not torch.equal(after[n], before[n]) for n in before.keys() - set(kept))
 
 
 @pytest.mark.parametrize("change", [{"embedding_dim": 16}, {"local_weight": 0}])
