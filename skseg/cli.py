@@ -162,8 +162,9 @@ def _fine_tuned_model(args):
     # where the saved model trained on every writer (validation_fraction=0).
     from .verifier import SiameseVerifier
 
-    fraction = {"validation_fraction": SiameseVerifier().validation_fraction}
-    clf.set_params(warm_start=True, verbose=2, **{**fraction, **_training_params(args)})
+    params = _training_params(args)
+    params.setdefault("validation_fraction", SiameseVerifier().validation_fraction)
+    clf.set_params(warm_start=True, verbose=2, **params)
     print(f"Fine-tuning {args.start_from} from its weights.")
     return model
 

@@ -180,13 +180,12 @@ def cross_validate_writers(
             raise ValueError(f"folds={list(folds)}: fold(s) {unknown} do not exist; "
                              f"there are {n_splits} (0 to {n_splits - 1}).")
         splits = [splits[k] for k in sorted(set(folds))]
+    pretrained, pretrain_settings = None, None
     if pretraining is not None:
         if pretrain_verifier is None:
             pretrain_verifier = _default_pretrain_verifier(verifier)
         _check_same_network(pretrain_verifier, verifier)
-    # After the checks: pretraining takes minutes.
-    pretrained, pretrain_settings = None, None
-    if pretraining is not None:
+        # After the checks: pretraining takes minutes.
         start = time.perf_counter()  # preprocessing included
         pretrained = _pretrain(pretrain_verifier, pretraining, preprocessor, random_state)
         pretrain_settings = {
@@ -279,13 +278,12 @@ def _check_same_network(pretrain_verifier, verifier):
     verifiers could not start from (a warm start needs every tensor's name and shape)."""
     pretrain_verifier._validate_params()  # the parameters' own errors come first
     verifier._validate_params()
-    pretrained, fold = pretrain_verifier._weight_shapes(), verifier._weight_shapes()
-    if pretrained == fold:
+    theirs, ours = pretrain_verifier._weight_shapes(), verifier._weight_shapes()
+    if theirs == ours:
         return
-    differ = [f"{key}: {pretrained.get(key, 'absent')} in pretrain_verifier, "
-              f"{fold.get(key, 'absent')} in verifier"
-              for key in sorted(pretrained.keys() | fold.keys())
-              if pretrained.get(key) != fold.get(key)]
+    differ = [f"{key}: {theirs.get(key, 'absent')} in pretrain_verifier, "
+              f"{ours.get(key, 'absent')} in verifier"
+              for key in sorted(theirs.keys() | ours.keys()) if theirs.get(key) != ours.get(key)]
     raise ValueError(
         "pretrain_verifier builds another network than verifier, so the folds could not "
         f"start from its weights ({len(differ)} tensor(s) differ, e.g. {'; '.join(differ[:3])}). "
