@@ -1,5 +1,6 @@
 """Shared fixtures: synthetic signature pairs, preprocessed once per session."""
 
+import fnmatch
 import importlib.util
 import sys
 from contextlib import contextmanager
@@ -43,6 +44,16 @@ def assert_same_weights(a, b, **tolerances):
     assert a.keys() == b.keys()
     for name in a:
         torch.testing.assert_close(a[name], b[name], msg=name, **tolerances)
+
+
+def assert_frozen(tuned, pretrained, pattern):
+    """``tuned`` kept the weights of ``pretrained`` whose names match ``pattern``
+    (``fnmatch``; some, not all) and moved every other one."""
+    before, after = module_weights(pretrained), module_weights(tuned)
+    kept = set(fnmatch.filter(before, pattern))
+    assert kept and kept != before.keys()
+    assert_same_weights({n: after[n] for n in kept}, {n: before[n] for n in kept})
+    assert all(not torch.equal(after[n], before[n]) for n in before.keys() - kept)
 
 
 @contextmanager
