@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_pairs, make_synthetic_signatures
@@ -54,6 +55,20 @@ def assert_frozen(tuned, pretrained, pattern):
     assert kept and kept != before.keys()
     assert_same_weights({n: after[n] for n in kept}, {n: before[n] for n in kept})
     assert all(not torch.equal(after[n], before[n]) for n in before.keys() - kept)
+
+
+def write_signature_folder(root, random_state, dpi=None, n_writers=4):
+    """A generic <writer>/genuine|forged/ folder of ``n_writers`` synthetic writers, 4
+    genuine and 3 forged images each (PNGs recording ``dpi`` if given)."""
+    data = make_synthetic_signatures(n_writers=n_writers, n_genuine=4, n_forgeries=3,
+                                     random_state=random_state)
+    counts = {}
+    for image, writer, genuine in zip(data.images, data.writer, data.genuine):
+        folder = root / f"w{writer}" / ("genuine" if genuine else "forged")
+        folder.mkdir(parents=True, exist_ok=True)
+        n = counts[folder] = counts.get(folder, 0) + 1
+        Image.fromarray(image).save(folder / f"{n}.png", **({"dpi": dpi} if dpi else {}))
+    return root
 
 
 @contextmanager

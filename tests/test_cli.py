@@ -5,12 +5,10 @@ import re
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from skseg.cli import build_parser, main
-from skseg.datasets import make_synthetic_signatures
 
-from .conftest import assert_same_weights
+from .conftest import assert_same_weights, write_signature_folder
 
 COMMANDS = ["demo", "fit", "verify", "evaluate", "benchmark"]
 
@@ -28,23 +26,9 @@ def test_top_level_help_lists_the_commands():
     assert all(command in help_text for command in COMMANDS)
 
 
-def _write_folder(root, random_state, dpi=None):
-    """A generic <writer>/genuine|forged/ folder of 4 synthetic writers (PNGs recording
-    ``dpi`` if given)."""
-    data = make_synthetic_signatures(n_writers=4, n_genuine=4, n_forgeries=3,
-                                     random_state=random_state)
-    counts = {}
-    for image, writer, genuine in zip(data.images, data.writer, data.genuine):
-        folder = root / f"w{writer}" / ("genuine" if genuine else "forged")
-        folder.mkdir(parents=True, exist_ok=True)
-        n = counts[folder] = counts.get(folder, 0) + 1
-        Image.fromarray(image).save(folder / f"{n}.png", **({"dpi": dpi} if dpi else {}))
-    return root
-
-
 @pytest.fixture(scope="module")
 def signature_folder(tmp_path_factory):
-    return _write_folder(tmp_path_factory.mktemp("signatures"), random_state=0)
+    return write_signature_folder(tmp_path_factory.mktemp("signatures"), random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +111,7 @@ def test_ink_size_unit_is_saved_and_needs_recorded_resolutions(
         signature_folder, tmp_path, capsys):
     from skseg.io import load
 
-    folder = _write_folder(tmp_path / "dpi", random_state=0, dpi=(300, 300))
+    folder = write_signature_folder(tmp_path / "dpi", random_state=0, dpi=(300, 300))
     path = tmp_path / "inches.safetensors"
     assert main(["fit", str(folder), "-o", str(path), "--epochs", "1",
                  "--ink-size-unit", "inches"]) == 0
@@ -188,7 +172,7 @@ def test_benchmark_runs_only_the_chosen_folds(signature_folder, tmp_path):
 
 
 def test_benchmark_with_an_extra_training_corpus(signature_folder, tmp_path, capsys):
-    extra = _write_folder(tmp_path / "extra", random_state=1)
+    extra = write_signature_folder(tmp_path / "extra", random_state=1)
     out = tmp_path / "extra.json"
     assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
                  "--only-folds", "0", "--epochs", "1", "--extra-training", str(extra)]) == 0
@@ -203,7 +187,7 @@ def test_benchmark_with_an_extra_training_corpus(signature_folder, tmp_path, cap
 def test_benchmark_pretrained_on_another_corpus(signature_folder, tmp_path, capsys):
     from skseg.io import load
 
-    other = _write_folder(tmp_path / "other", random_state=1)
+    other = write_signature_folder(tmp_path / "other", random_state=1)
     out = tmp_path / "pretrained.json"
     assert main(["benchmark", str(signature_folder), "-o", str(out), "--folds", "2",
                  "--only-folds", "0", "--epochs", "1", "--lr", "3e-4",
@@ -232,7 +216,7 @@ def test_benchmark_pretrained_on_another_corpus(signature_folder, tmp_path, caps
 
 
 def test_fit_on_two_corpora(signature_folder, tmp_path, capsys):
-    extra = _write_folder(tmp_path / "extra", random_state=1)
+    extra = write_signature_folder(tmp_path / "extra", random_state=1)
     path = tmp_path / "two.safetensors"
     assert main(["fit", str(signature_folder), str(extra), "-o", str(path), "--epochs", "1"]) == 0
     lines = [line for line in capsys.readouterr().out.splitlines() if "training pairs" in line]
@@ -244,7 +228,7 @@ def test_fit_start_from_fine_tunes_a_saved_model(saved_model, signature_folder, 
                                                  capsys):
     from skseg.io import load
 
-    other = _write_folder(tmp_path / "other", random_state=1)
+    other = write_signature_folder(tmp_path / "other", random_state=1)
     path = tmp_path / "tuned.safetensors"
     # A learning rate too small to move a weight: the tuned model keeps the saved weights.
     assert main(["fit", str(other), "-o", str(path), "--start-from", str(saved_model),
