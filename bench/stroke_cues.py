@@ -58,7 +58,7 @@ from skseg._image import load_grayscale
 from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of, cross_validate_writers
-from skseg.preprocessing import _blurred_threshold, _ink_bounds
+from skseg.preprocessing import _blurred_threshold, _flatten, _ink_bounds
 from skseg.verifier import _equal_error_rate
 
 #: The descriptor's parts and their lengths, in order.
@@ -80,10 +80,14 @@ WEIGHTS = (0.0,) + tuple(2.0 ** k for k in range(-8, 3))
 _DIRECTION_BINS = 8
 
 
-def ink_mask(item, blur_radius=1.0):
+def ink_mask(item, blur_radius=1.0, flatten_background=False):
     """The ink of ``item`` as :class:`~skseg.SignaturePreprocessor` finds it, cropped
-    to its box (bool), or None for an image without ink."""
+    to its box (bool), or None for an image without ink. ``flatten_background``:
+    divide the scan by its paper first, as the preprocessor's option of that name
+    does, so that the paper's grey level cannot move the ink's edge."""
     gray = load_grayscale(item)
+    if flatten_background:
+        gray = _flatten(gray)
     blurred, threshold, _ = _blurred_threshold(gray, blur_radius)
     if threshold is None:
         return None
@@ -169,14 +173,15 @@ def stroke_descriptor(ink):
     ])
 
 
-def descriptors(items, n_jobs=None):
+def descriptors(items, n_jobs=None, flatten_background=False):
     """One :func:`stroke_descriptor` row per item (paths, PIL images or arrays)."""
-    rows = Parallel(n_jobs=n_jobs)(delayed(_describe)(item) for item in items)
+    rows = Parallel(n_jobs=n_jobs)(delayed(_describe)(item, flatten_background)
+                                   for item in items)
     return np.array(rows, dtype=np.float64).reshape(len(items), N_FEATURES)
 
 
-def _describe(item):
-    return stroke_descriptor(ink_mask(item))
+def _describe(item, flatten_background):
+    return stroke_descriptor(ink_mask(item, flatten_background=flatten_background))
 
 
 def pair_features(descriptor_rows, pairs):
@@ -310,13 +315,17 @@ def main(argv=None):
                         help="writer fold(s) for the fused check (none: descriptors alone)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--n-jobs", type=int, default=None, help="processes for the descriptors")
+    parser.add_argument("--flatten-background", action="store_true",
+                        help="divide each scan by its paper before finding the ink (a check "
+                        "that the paper's grey level is not what the descriptors tell)")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
     data = load_signatures(args.data, layout=args.layout)
     items, writer, genuine = _items_of(data)
     start = time.perf_counter()
-    rows = descriptors(items, n_jobs=args.n_jobs)
+    rows = descriptors(items, n_jobs=args.n_jobs, flatten_background=args.flatten_background)
     out = {"data": str(args.data), "n_images": len(items),
+           "flatten_background": args.flatten_background,
            "descriptor_seconds": time.perf_counter() - start}
     print(f"{len(items)} descriptors of {N_FEATURES} numbers in "
           f"{out['descriptor_seconds']:.0f} s")

@@ -72,6 +72,16 @@ def test_descriptor_parts_and_what_they_are_invariant_to(stroke_cues):
     assert not np.allclose(other, row)
 
 
+def test_flattening_finds_the_same_ink_on_uneven_paper(stroke_cues):
+    scan = _stroke(40, 120, margin=20)
+    shaded = scan.astype(float) * np.linspace(0.5, 1.0, scan.shape[1])  # darker to the left
+    shaded = np.round(shaded).astype(np.uint8)
+    flat = stroke_cues.ink_mask(shaded, flatten_background=True)
+    # One threshold takes the dark side of the paper for ink; flattened, it finds the stroke.
+    assert stroke_cues.ink_mask(shaded).shape[0] > flat.shape[0] + 20
+    np.testing.assert_array_equal(flat, stroke_cues.ink_mask(scan, flatten_background=True))
+
+
 def test_an_image_without_ink_is_all_missing(stroke_cues):
     blank = np.full((30, 50), 240, dtype=np.uint8)
     assert stroke_cues.ink_mask(blank) is None
