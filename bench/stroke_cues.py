@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from joblib import Parallel, delayed
-from PIL import Image
+from PIL import Image, ImageFilter
 from scipy import ndimage
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import GroupKFold
@@ -80,14 +80,21 @@ WEIGHTS = (0.0,) + tuple(2.0 ** k for k in range(-8, 3))
 _DIRECTION_BINS = 8
 
 
-def ink_mask(item, blur_radius=1.0, flatten_background=False):
+def ink_mask(item, blur_radius=1.0, flatten_background=False, soften=0.0):
     """The ink of ``item`` as :class:`~skseg.SignaturePreprocessor` finds it, cropped
-    to its box (bool), or None for an image without ink. ``flatten_background``:
-    divide the scan by its paper first, as the preprocessor's option of that name
-    does, so that the paper's grey level cannot move the ink's edge."""
+    to its box (bool), or None for an image without ink.
+
+    Two checks of what the descriptors rest on: ``flatten_background`` divides the
+    scan by its paper first, as the preprocessor's option of that name does, so that
+    the paper's grey level cannot move the ink's edge; ``soften`` blurs the scan
+    first (Gaussian of that radius in pixels), so that scans of different sharpness
+    give edges alike.
+    """
     gray = load_grayscale(item)
     if flatten_background:
         gray = _flatten(gray)
+    if soften > 0:
+        gray = np.asarray(Image.fromarray(gray).filter(ImageFilter.GaussianBlur(soften)))
     blurred, threshold, _ = _blurred_threshold(gray, blur_radius)
     if threshold is None:
         return None
@@ -173,15 +180,15 @@ def stroke_descriptor(ink):
     ])
 
 
-def descriptors(items, n_jobs=None, flatten_background=False):
-    """One :func:`stroke_descriptor` row per item (paths, PIL images or arrays)."""
-    rows = Parallel(n_jobs=n_jobs)(delayed(_describe)(item, flatten_background)
-                                   for item in items)
+def descriptors(items, n_jobs=None, **mask_options):
+    """One :func:`stroke_descriptor` row per item (paths, PIL images or arrays);
+    ``mask_options`` go to :func:`ink_mask`."""
+    rows = Parallel(n_jobs=n_jobs)(delayed(_describe)(item, mask_options) for item in items)
     return np.array(rows, dtype=np.float64).reshape(len(items), N_FEATURES)
 
 
-def _describe(item, flatten_background):
-    return stroke_descriptor(ink_mask(item, flatten_background=flatten_background))
+def _describe(item, mask_options):
+    return stroke_descriptor(ink_mask(item, **mask_options))
 
 
 def pair_features(descriptor_rows, pairs):
@@ -318,14 +325,18 @@ def main(argv=None):
     parser.add_argument("--flatten-background", action="store_true",
                         help="divide each scan by its paper before finding the ink (a check "
                         "that the paper's grey level is not what the descriptors tell)")
+    parser.add_argument("--soften", type=float, default=0.0, metavar="RADIUS",
+                        help="blur each scan by a Gaussian of this radius before finding "
+                        "the ink (a check that the scans' sharpness is not what they tell)")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
     data = load_signatures(args.data, layout=args.layout)
     items, writer, genuine = _items_of(data)
     start = time.perf_counter()
-    rows = descriptors(items, n_jobs=args.n_jobs, flatten_background=args.flatten_background)
+    rows = descriptors(items, n_jobs=args.n_jobs, flatten_background=args.flatten_background,
+                       soften=args.soften)
     out = {"data": str(args.data), "n_images": len(items),
-           "flatten_background": args.flatten_background,
+           "flatten_background": args.flatten_background, "soften": args.soften,
            "descriptor_seconds": time.perf_counter() - start}
     print(f"{len(items)} descriptors of {N_FEATURES} numbers in "
           f"{out['descriptor_seconds']:.0f} s")

@@ -82,6 +82,15 @@ def test_flattening_finds_the_same_ink_on_uneven_paper(stroke_cues):
     np.testing.assert_array_equal(flat, stroke_cues.ink_mask(scan, flatten_background=True))
 
 
+def test_softening_blurs_the_scan_before_the_threshold(stroke_cues):
+    scan = _stroke(40, 120, margin=20)
+    sharp = stroke_cues.ink_mask(scan)
+    soft = stroke_cues.ink_mask(scan, soften=2.0)
+    # Same stroke in about the same box, its edges spread: another mask.
+    assert not np.array_equal(soft, sharp)
+    assert np.abs(np.subtract(soft.shape, sharp.shape)).max() <= 4
+
+
 def test_an_image_without_ink_is_all_missing(stroke_cues):
     blank = np.full((30, 50), 240, dtype=np.uint8)
     assert stroke_cues.ink_mask(blank) is None
