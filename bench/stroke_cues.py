@@ -8,8 +8,10 @@ threshold on a lightly blurred copy, cropped to the ink's box), and learns from
 pairs of training writers which differences between two descriptors mark a
 forgery (the *dichotomy* approach of writer-independent verification: one
 classifier on ``|d1 - d2|`` for every writer). Only the ink mask is used, never
-its grey levels, so CEDAR's scanning-session cue in the ink's contrast (see
-``background_shortcut.py``) is not fed in.
+its grey levels, where CEDAR's two scanning sessions differ (see
+``background_shortcut.py``); two options check what the mask's edge could still
+carry of the scan: ``--flatten-background`` (the paper's grey level) and
+``--soften`` (the scan's sharpness).
 
 Descriptor parts (:data:`PARTS`): ink box and ink amount, slant and spread
 (second moments), connected components, stroke widths (distance transform on
@@ -166,10 +168,10 @@ def stroke_descriptor(ink):
     smooth_perimeter = smoothed.sum() - ndimage.binary_erosion(smoothed).sum()
     widths_and_roughness = [*np.log1p(quartiles), np.log(perimeter / max(smooth_perimeter, 1)),
                             np.log1p(ridge.std())]
-    grid = _resized(ink, 128, 64).reshape(4, 16, 8, 16).mean(axis=(1, 3)).ravel()
+    small = _resized(ink, 128, 64)  # the shape at one size, for the grid and directions
+    grid = small.reshape(4, 16, 8, 16).mean(axis=(1, 3)).ravel()
     profiles = [np.interp(np.linspace(0, 1, n), np.linspace(0, 1, len(p)), p / area)
                 for p, n in ((ink.sum(axis=0), 16), (ink.sum(axis=1), 8))]
-    small = _resized(ink, 128, 64)
     # Patterns at the stroke's scale: the median ridge width brought to about 2 pixels.
     scale = float(np.clip(2.0 / max(quartiles[1], 0.5), 0.2, 1.0))
     scaled = _resized(ink, max(8, round(width * scale)), max(8, round(height * scale))) > 0.5
