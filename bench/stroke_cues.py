@@ -104,23 +104,27 @@ def ink_mask(item, blur_radius=1.0, flatten_background=False, soften=0.0):
     return ink if ink.any() else None
 
 
-def _direction_histograms(image, rows, cols):
+def _direction_histograms(image, grids):
     """Gradient-direction histograms (magnitude-weighted, 8 bins over 180 degrees) of
-    ``rows`` x ``cols`` cells, normalised to sum to 1."""
+    the cells of each ``(rows, cols)`` grid in ``grids``, each grid's normalised to
+    sum to 1; the gradient is computed once for all grids."""
     gy, gx = np.gradient(ndimage.gaussian_filter(image, 1.0))
     magnitude = np.hypot(gx, gy)
     bins = np.minimum((np.arctan2(gy, gx) % np.pi) / np.pi * _DIRECTION_BINS,
                       _DIRECTION_BINS - 1).astype(int)
     height, width = image.shape
-    cells = []
-    for r in range(rows):
-        for c in range(cols):
-            cell = (slice(r * height // rows, (r + 1) * height // rows),
-                    slice(c * width // cols, (c + 1) * width // cols))
-            cells.append(np.bincount(bins[cell].ravel(), magnitude[cell].ravel(),
-                                     _DIRECTION_BINS))
-    histogram = np.concatenate(cells)
-    return histogram / max(histogram.sum(), 1e-12)
+    histograms = []
+    for rows, cols in grids:
+        cells = []
+        for r in range(rows):
+            for c in range(cols):
+                cell = (slice(r * height // rows, (r + 1) * height // rows),
+                        slice(c * width // cols, (c + 1) * width // cols))
+                cells.append(np.bincount(bins[cell].ravel(), magnitude[cell].ravel(),
+                                         _DIRECTION_BINS))
+        histogram = np.concatenate(cells)
+        histograms.append(histogram / max(histogram.sum(), 1e-12))
+    return np.concatenate(histograms)
 
 
 def _neighbour_patterns(ink):
@@ -177,7 +181,7 @@ def stroke_descriptor(ink):
     scaled = _resized(ink, max(8, round(width * scale)), max(8, round(height * scale))) > 0.5
     return np.concatenate([
         box_and_moments, widths_and_roughness, grid / max(grid.sum(), 1e-12), *profiles,
-        _direction_histograms(small, 2, 4), _direction_histograms(small, 4, 8),
+        _direction_histograms(small, [(2, 4), (4, 8)]),
         _neighbour_patterns(scaled),
     ])
 
