@@ -38,6 +38,12 @@ class PairedCanvases:
         does not show how large a signature was written;
         :class:`~skseg.SiameseVerifier` uses the ratio of the two sizes of a
         pair (``size_weight``). None: not known.
+    strokes : ndarray of shape (n_images, n_features), default=None
+        Each image's stroke descriptor (:func:`skseg.strokes.stroke_descriptor`,
+        taken from its ink at the scan's resolution; NaN rows where an image has
+        no ink), as :class:`~skseg.SignaturePreprocessor` computes them
+        (``stroke_descriptors=True``); :class:`~skseg.SiameseVerifier` learns
+        from the differences of a pair's two (``stroke_weight``). None: not known.
 
     Examples
     --------
@@ -49,7 +55,7 @@ class PairedCanvases:
     ((3, 2, 4, 5), (2, 2, 4, 5), (3, 2, 4, 5))
     """
 
-    def __init__(self, images, index, sizes=None):
+    def __init__(self, images, index, sizes=None, strokes=None):
         images = np.asarray(images)
         index = np.asarray(index)
         if images.ndim != 3 or images.dtype != np.uint8:
@@ -83,9 +89,17 @@ class PairedCanvases:
                     f"PairedCanvases: image {i} has size {sizes[i].tolist()}; sizes must be "
                     "positive (height, width) in pixels, or NaN where unknown."
                 )
+        if strokes is not None:
+            strokes = np.asarray(strokes, dtype=np.float64)
+            if strokes.ndim != 2 or len(strokes) != len(images):
+                raise ValueError(
+                    "PairedCanvases: strokes must have shape (n_images, n_features), one "
+                    f"descriptor per image of the {len(images)}; got {strokes.shape}."
+                )
         self.images = images
         self.index = index.astype(np.int64, copy=False)
         self.sizes = sizes
+        self.strokes = strokes
 
     @property
     def shape(self):
@@ -104,14 +118,16 @@ class PairedCanvases:
             return np.asarray(self)[key]
         if isinstance(key, Integral):
             return self.images[self.index[key]]
-        return PairedCanvases(self.images, self.index[key], self.sizes)
+        return PairedCanvases(self.images, self.index[key], self.sizes, self.strokes)
 
     def __array__(self, dtype=None, copy=None):
         out = self.images[self.index]
         return out if dtype is None else out.astype(dtype)
 
     def __repr__(self):
-        sized = ", with sizes" if self.sizes is not None else ""
+        carried = [name for name, value in (("sizes", self.sizes), ("strokes", self.strokes))
+                   if value is not None]
+        sized = f", with {' and '.join(carried)}" if carried else ""
         return (
             f"PairedCanvases({len(self.index)} pairs of {self.images.shape[1:]} canvases, "
             f"{len(self.images)} distinct images{sized})"
@@ -131,6 +147,17 @@ def size_distances(X):
     log_sizes = np.log(X.sizes)
     difference = np.abs(log_sizes[X.index[:, 0]] - log_sizes[X.index[:, 1]]).sum(axis=1)
     return np.nan_to_num(difference, nan=0.0)
+
+
+def stroke_differences(X):
+    """``|d1 - d2|`` of the stroke descriptors of each pair's two images.
+
+    Shape ``(n_pairs, n_features)``; NaN where an image has no ink. None when
+    ``X`` carries no descriptors (an array, or :class:`PairedCanvases` without).
+    """
+    if not isinstance(X, PairedCanvases) or X.strokes is None:
+        return None
+    return np.abs(X.strokes[X.index[:, 0]] - X.strokes[X.index[:, 1]])
 
 
 def to_canvases(X, *, what="pairs", ndim=4):

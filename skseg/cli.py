@@ -58,8 +58,8 @@ def _as_pipeline(model):
 def _training_params(args):
     """The verifier parameters the training options give (those left out: None)."""
     params = {"random_state": args.seed, "device": args.device}
-    for name in ("backbone", "loss", "margin", "local_weight", "size_weight", "max_epochs",
-                 "lr", "validation_fraction", "mixed_precision"):
+    for name in ("backbone", "loss", "margin", "local_weight", "size_weight", "stroke_weight",
+                 "max_epochs", "lr", "validation_fraction", "mixed_precision"):
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
@@ -107,7 +107,8 @@ def cmd_demo(args):
     model.fit(pairs[~test], y[~test])
     clf = model.named_steps["clf"]
     print(f"Trained in {time.perf_counter() - start:.0f} s on {clf.device_}; "
-          f"threshold (distance) {clf.threshold_:.4f} and size weight {clf.size_weight_}, "
+          f"threshold (distance) {clf.threshold_:.4f}, size weight {clf.size_weight_} and "
+          f"stroke weight {clf.stroke_weight_:g}, "
           f"chosen by {clf.threshold_strategy!r} on held-out training writers.")
     decision = model.decision_function(pairs[test])
     _print_rates("Held-out writers", y[test], decision)
@@ -263,8 +264,9 @@ def cmd_benchmark(args):
         print(f"Wrote {path} (the pretrained model)")
 
 
-def _size_weight(text):
-    """``--size-weight``: "auto" or a number (the verifier checks its range)."""
+def _auto_or_number(text):
+    """``--size-weight``, ``--stroke-weight``: "auto" or a number (the verifier checks
+    its range)."""
     if text == "auto":
         return text
     try:
@@ -283,11 +285,15 @@ def _add_training_options(parser, epochs_default=None):
     parser.add_argument("--local-weight", type=float, default=None,
                         help="weight in [0, 1] of the local match of the two feature maps in "
                         "a pair's distance (default: the verifier's, 0.5 where it applies)")
-    parser.add_argument("--size-weight", type=_size_weight, default=None,
+    parser.add_argument("--size-weight", type=_auto_or_number, default=None,
                         help="weight of the size ratio of a pair's two signatures: auto "
                         "(chosen on validation writers, the default) or a number >= 0; 0 "
                         "where references and questioned scans differ in resolution and "
                         "their files do not record it")
+    parser.add_argument("--stroke-weight", type=_auto_or_number, default=None,
+                        help="weight of what the two signatures' stroke descriptors tell: "
+                        "auto (chosen on validation writers, the default) or a number >= 0; "
+                        "0: the network (and size term) alone")
     parser.add_argument("--epochs", dest="max_epochs", type=int, default=epochs_default,
                         help="training epochs (default: the verifier's default)")
     parser.add_argument("--lr", type=float, default=None,

@@ -163,14 +163,17 @@ def cross_validate_writers(
     pretraining = (None if pretrain_data is None
                    else _extra_corpus(pretrain_data, items, name="pretrain_data"))
 
-    canvases, sizes = preprocessor.transform_with_sizes(items)
+    canvases, sizes, strokes = preprocessor.transform_with_cues(items)
     positions = np.arange(len(canvases))
     extra_pairs, extra_y = np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=int)
     if extra is not None:
         # One bank for both corpora: the extra canvases follow the main ones.
-        extra_canvases, extra_sizes = preprocessor.transform_with_sizes(extra.images)
+        extra_canvases, extra_sizes, extra_strokes = preprocessor.transform_with_cues(
+            extra.images)
         canvases = np.concatenate([canvases, extra_canvases])
         sizes = np.concatenate([sizes, extra_sizes])
+        if strokes is not None:
+            strokes = np.concatenate([strokes, extra_strokes])
         extra_pairs, extra_y, _ = _pairs_of(np.arange(len(items), len(canvases)), extra.writer,
                                             extra.genuine, random_state=random_state)
     splits = list(enumerate(GroupKFold(n_splits=n_splits).split(positions, groups=writer)))
@@ -216,10 +219,10 @@ def cross_validate_writers(
         train_pairs = np.concatenate([train_pairs, extra_pairs]).astype(np.int64)
         y_train = np.concatenate([y_train, extra_y])
         start = time.perf_counter()
-        fold_verifier.fit(PairedCanvases(canvases, train_pairs, sizes), y_train)
+        fold_verifier.fit(PairedCanvases(canvases, train_pairs, sizes, strokes), y_train)
         train_seconds = time.perf_counter() - start
         decision = fold_verifier.decision_function(
-            PairedCanvases(canvases, test_pairs.astype(np.int64), sizes)
+            PairedCanvases(canvases, test_pairs.astype(np.int64), sizes, strokes)
         )
         results.append({
             "fold": k,
@@ -230,6 +233,7 @@ def cross_validate_writers(
             "threshold": float(fold_verifier.threshold_),
             "validation_eer": float(fold_verifier.validation_eer_),
             "size_weight": float(fold_verifier.size_weight_),
+            "stroke_weight": float(fold_verifier.stroke_weight_),
             **_fold_metrics(y_test, kind, decision, claimed_writer),
             "train_seconds": train_seconds,
         })
@@ -294,11 +298,11 @@ def _check_same_network(pretrain_verifier, verifier):
 def _pretrain(verifier, corpus, preprocessor, random_state):
     """A clone of ``verifier`` trained on the SigNet pairs of every writer of ``corpus``
     (a Bunch of images, writer and genuine, as :func:`_extra_corpus` returns)."""
-    canvases, sizes = preprocessor.transform_with_sizes(corpus.images)
+    canvases, sizes, strokes = preprocessor.transform_with_cues(corpus.images)
     pairs, y, _ = _pairs_of(np.arange(len(canvases)), corpus.writer, corpus.genuine,
                             random_state=random_state)
     model = clone(verifier).set_params(warm_start=False)
-    return model.fit(PairedCanvases(canvases, pairs.astype(np.int64), sizes), y)
+    return model.fit(PairedCanvases(canvases, pairs.astype(np.int64), sizes, strokes), y)
 
 
 def _fine_tuning_clone(verifier, pretrained):

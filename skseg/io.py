@@ -3,7 +3,8 @@
 ``joblib.dump`` works on every skseg estimator, but loading a pickle can run
 arbitrary code: never load one from a source you do not trust. :func:`save`
 writes one ``.safetensors`` file instead: the network weights as tensors and
-the settings and fitted values as JSON in the file's header. :func:`load`
+the settings and fitted values as JSON in the file's header (the stroke
+classifier's trees as tensors of their nodes). :func:`load`
 reads only that, rebuilds the model from the package's own classes, and
 refuses anything else. The optimizer state is not saved: the loaded model
 predicts, and can be refitted or fine-tuned from its weights with a new
@@ -14,18 +15,24 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from . import __version__
+from ._boosting import BoostedTrees
 from .nn import BACKBONES
 from .preprocessing import SignaturePreprocessor
 from .verifier import SiameseVerifier
 
 FORMAT = "skseg.verifier"
-FORMAT_VERSION = 1
+# 2: adds the stroke term (its weight and trees); version 1 files still load.
+FORMAT_VERSION = 2
+_READABLE_VERSIONS = (1, 2)
+# Tensor names of the stroke classifier's arrays, apart from the network's weights.
+_STROKE_PREFIX = "stroke_model."
 
 # Verifier parameters that only matter for training; a loaded model keeps the defaults.
 _TRAINING_ONLY = ("optimizer", "callbacks", "accelerate")
@@ -64,6 +71,7 @@ def _verifier_settings(verifier):
         "classes_dtype": classes.dtype.str,
         "threshold": float(verifier.threshold_),
         "size_weight": float(verifier.size_weight_),
+        "stroke_weight": float(verifier.stroke_weight_),
         "proba_scale": float(verifier.proba_scale_),
         "validation_eer": float(verifier.validation_eer_),
         "canvas_shape": list(verifier.canvas_shape_),
@@ -122,6 +130,9 @@ def save(model, path):
     header["verifier"] = _verifier_settings(verifier)
     state = {k: v.detach().cpu().contiguous()
              for k, v in verifier.net_.module_.state_dict().items()}
+    if verifier.stroke_model_ is not None:
+        state.update({_STROKE_PREFIX + name: torch.from_numpy(np.ascontiguousarray(array))
+                      for name, array in verifier.stroke_model_.as_arrays().items()})
     save_file(state, str(path), metadata={"skseg": json.dumps(header)})
 
 
@@ -155,11 +166,11 @@ def load(path, device="cpu"):
     except (KeyError, json.JSONDecodeError) as err:
         raise ValueError(f"{str(path)!r} has no skseg header; "
                          "it was not written by skseg.save.") from err
-    if header.get("format") != FORMAT or header.get("format_version") != FORMAT_VERSION:
+    if header.get("format") != FORMAT or header.get("format_version") not in _READABLE_VERSIONS:
         raise ValueError(
             f"{str(path)!r} is in format {header.get('format')!r} version "
             f"{header.get('format_version')!r}; this skseg reads {FORMAT!r} "
-            f"version {FORMAT_VERSION}."
+            f"versions {list(_READABLE_VERSIONS)}."
         )
     verifier = _rebuild_verifier(header["verifier"], state, device, path)
     if "preprocessor" not in header:
@@ -182,6 +193,16 @@ def _rebuild_verifier(settings, state, device, path):
     verifier.classes_ = np.asarray(settings["classes"], dtype=np.dtype(settings["classes_dtype"]))
     verifier.threshold_ = settings["threshold"]
     verifier.size_weight_ = settings.get("size_weight", 0.0)  # files from before the size term
+    verifier.stroke_weight_ = settings.get("stroke_weight", 0.0)  # version 1 files
+    stroke_arrays = {key[len(_STROKE_PREFIX):]: state.pop(key).numpy()
+                     for key in list(state) if key.startswith(_STROKE_PREFIX)}
+    verifier.stroke_model_ = None
+    if verifier.stroke_weight_ > 0:
+        try:
+            verifier.stroke_model_ = BoostedTrees(stroke_arrays)
+        except ValueError as err:
+            raise ValueError(f"{str(path)!r}: the stroke term's trees are incomplete: "
+                             f"{err}") from err
     verifier.local_weight_ = verifier._local_weight()
     verifier.proba_scale_ = settings["proba_scale"]
     verifier.validation_eer_ = settings["validation_eer"]

@@ -1,18 +1,16 @@
-"""bench/stroke_cues.py: the stroke descriptors, the classifier alone and the fused fold."""
+"""bench/stroke_cues.py: the ink masks of its two checks, and the descriptors alone."""
 
 import json
 
 import numpy as np
 import pytest
 
-from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
+from skseg import SignaturePreprocessor
 from skseg.datasets import make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
-from skseg.evaluation import _pairs_of
+from skseg.strokes import stroke_descriptor
 
 from .conftest import bench_script, write_signature_folder
-
-TINY = {"max_epochs": 2, "batch_size": 16}
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +31,6 @@ def rows(stroke_cues, data):
     return stroke_cues.descriptors(_items_of(data)[0])
 
 
-@pytest.fixture(scope="module")
-def training_pairs(data):
-    """The data's SigNet pairs into the bank of all its canvases, and their labels."""
-    items, writer, genuine = _items_of(data)
-    canvases, sizes = SignaturePreprocessor().transform_with_sizes(items)
-    pairs, y, _ = _pairs_of(np.arange(len(items)), writer, genuine, random_state=0)
-    return PairedCanvases(canvases, np.asarray(pairs, dtype=np.int64), sizes), y
-
-
 def _stroke(height, width, margin=0):
     """A white scan with one dark diagonal stroke, 3 pixels wide, ``margin`` around it."""
     scan = np.full((height + 2 * margin, width + 2 * margin), 245, dtype=np.uint8)
@@ -51,25 +40,11 @@ def _stroke(height, width, margin=0):
     return scan
 
 
-def test_descriptor_parts_and_what_they_are_invariant_to(stroke_cues):
-    row = stroke_cues.stroke_descriptor(stroke_cues.ink_mask(_stroke(40, 120)))
-    assert row.shape == (stroke_cues.N_FEATURES,) == (sum(stroke_cues.PARTS.values()),)
-    assert np.isfinite(row).all()
-    # The last part, the ink-pattern histogram, sums to 1; so does the density grid.
-    start = {name: sum(list(stroke_cues.PARTS.values())[:k])
-             for k, name in enumerate(stroke_cues.PARTS)}
-    patterns = row[start["3 x 3 ink patterns"]:]
-    assert patterns.sum() == pytest.approx(1.0)
-    grid = row[start["density grid 4 x 8"]:start["column and row profiles"]]
-    assert grid.sum() == pytest.approx(1.0)
-    # Cropped to the ink: a wider margin of paper changes nothing.
-    wide = stroke_cues.stroke_descriptor(stroke_cues.ink_mask(_stroke(40, 120, margin=50)))
-    np.testing.assert_allclose(wide, row)
-    # Its box: the first two numbers are the log height and width of the ink.
-    assert np.exp(row[:2]) == pytest.approx([40, 120], abs=2)
-    # Another stroke tells: a steeper line has another slant and box.
-    other = stroke_cues.stroke_descriptor(stroke_cues.ink_mask(_stroke(80, 60)))
-    assert not np.allclose(other, row)
+def test_the_mask_is_the_preprocessors(stroke_cues):
+    # The same ink as SignaturePreprocessor finds: the same descriptor as it carries.
+    scan = _stroke(40, 120, margin=20)
+    _, _, strokes = SignaturePreprocessor().transform_with_cues([scan])
+    np.testing.assert_array_equal(stroke_descriptor(stroke_cues.ink_mask(scan)), strokes[0])
 
 
 def test_flattening_finds_the_same_ink_on_uneven_paper(stroke_cues):
@@ -108,39 +83,6 @@ def test_descriptors_alone_tell_synthetic_forgeries(stroke_cues, data, rows):
     # Chance is 50 %; the synthetic forgers change the shape, which the descriptors see.
     assert np.mean([f["eer_skilled"] for f in folds]) < 0.25
     assert np.mean([f["eer_random"] for f in folds]) < 0.25
-
-
-def test_fused_fold_chooses_the_weight_on_validation_writers(stroke_cues, data, rows):
-    result = stroke_cues.fused_fold(data, rows, fold=0, n_splits=3, verifier_params=TINY)
-    assert result["weight"] in stroke_cues.WEIGHTS
-    validation = result["validation_eer"]
-    # The chosen weight is the best on the validation writers, the verifier alone
-    # (weight 0) among the candidates.
-    assert validation["fused"] <= validation["network"] + 1e-12
-    for name in ("network", "descriptors", "fused"):
-        assert 0 <= result[name]["eer_skilled"] <= 1
-    if result["weight"] == 0:
-        assert result["fused"] == result["network"]
-
-
-def test_fused_decision_is_the_network_less_the_weighted_cue(stroke_cues, rows,
-                                                             training_pairs):
-    records = {}
-    verifier = stroke_cues.stroke_cue_verifier(rows, records)(random_state=0, **TINY)
-    X, y = training_pairs
-    verifier.fit(X, y)
-    decision = verifier.decision_function(X)
-    network = SiameseVerifier._distances(verifier, X)
-    cue = verifier.cue_.decision_function(stroke_cues.pair_features(rows, X.index))
-    np.testing.assert_allclose(decision, verifier.threshold_ - (network - verifier.weight_ * cue))
-    np.testing.assert_allclose(records["test"]["descriptors"], cue)
-    assert verifier.validation_eer_ == records["validation"]["fused"]
-
-
-def test_pairs_into_another_bank_are_refused(stroke_cues, rows, training_pairs):
-    verifier = stroke_cues.stroke_cue_verifier(rows[:-1], {})(random_state=0, **TINY)
-    with pytest.raises(ValueError, match=f"{len(rows) - 1} descriptor rows"):
-        verifier.fit(*training_pairs)
 
 
 def test_main_writes_the_descriptors_alone(stroke_cues, tmp_path, capsys):
