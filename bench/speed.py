@@ -291,7 +291,7 @@ def skseg_inference(model, paths, canvas):
             "pairs_per_s": n / (seconds + prep_seconds)}, index
 
 
-def measure_preprocessing(paths, canvas, cores, threads=True):
+def measure_preprocessing(paths, canvas, cores, threads=True, stroke_descriptors=True):
     """Images/s of SignaturePreprocessor, one job vs all cores (default processes, and threads)."""
     paths = list(map(str, paths))
     runs, outputs = {}, {}
@@ -299,7 +299,8 @@ def measure_preprocessing(paths, canvas, cores, threads=True):
     if threads:  # the alternative backend, for comparison
         configs.append(("n_jobs=-1 threads", -1, "threading"))
     for name, n_jobs, backend in configs:
-        prep = SignaturePreprocessor(canvas_size=tuple(canvas), n_jobs=n_jobs)
+        prep = SignaturePreprocessor(canvas_size=tuple(canvas), n_jobs=n_jobs,
+                                     stroke_descriptors=stroke_descriptors)
         context = joblib.parallel_config(backend=backend) if backend else nullcontext()
         with context:
             prep.transform(paths[: 2 * cores])  # start the workers outside the clock
@@ -312,6 +313,7 @@ def measure_preprocessing(paths, canvas, cores, threads=True):
         runs[name]["speedup"] = base / runs[name]["seconds"]
     same = all(np.array_equal(outputs["n_jobs=1"], out) for out in outputs.values())
     return {"images": len(paths), "runs": runs, "identical_outputs": same,
+            "stroke_descriptors": stroke_descriptors,
             # transform() leaves joblib its default, loky worker processes; they are
             # started outside the clock (warm), as in a session that preprocesses repeatedly
             "default_backend": "loky (processes), warm",
@@ -669,6 +671,11 @@ def parse_args(argv):
                         help="the GPU's dense bf16 peak in TFLOP/s (default: known GPUs)")
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "speed.json"))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--preprocessing-only", action="store_true",
+                        help="measure the preprocessing alone, then stop")
+    parser.add_argument("--no-stroke-descriptors", dest="stroke_descriptors",
+                        action="store_false",
+                        help="preprocess without the stroke descriptors (what they cost)")
     parser.add_argument("--_memory-child", dest="memory_child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     defaults = QUICK if args.quick else FULL
@@ -702,7 +709,10 @@ def main(argv=None):
         index, y = signet_pairs(data)
         print(f"{len(paths)} images, {len(index)} pairs; measuring...", flush=True)
 
-        prep, bank = measure_preprocessing(paths, canvas, cores)
+        prep, bank = measure_preprocessing(paths, canvas, cores,
+                                           stroke_descriptors=args.stroke_descriptors)
+        if args.preprocessing_only:
+            return _report_preprocessing(prep, source, cores, args.out)
         warm_up(bank, paths, index, y, canvas, args.backbone, device)
         sk_train, model = skseg_train(bank, index, y, args.backbone, device, args.epochs,
                                       augment=args.augment,
@@ -768,6 +778,19 @@ def main(argv=None):
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=float))
     print(f"\nWrote {out}")
+    return result
+
+
+def _report_preprocessing(prep, source, cores, out):
+    """Print and write the preprocessing measure alone (``--preprocessing-only``)."""
+    for name, run in prep["runs"].items():
+        print(f"preprocessing {name:<22} {run['images_per_s']:8.1f} images/s  "
+              f"({run['seconds']:.1f} s, {run['speedup']:.2f}x)")
+    print(f"stroke descriptors: {prep['stroke_descriptors']}; outputs identical: "
+          f"{prep['identical_outputs']}; goal {' '.join(verdict('preprocessing', prep['speedup']))}")
+    result = {"data": source, "cores": cores, "preprocessing": prep}
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    Path(out).write_text(json.dumps(result, indent=2, default=float))
     return result
 
 

@@ -39,9 +39,10 @@ data = make_synthetic_signatures(
     n_writers=24, n_genuine=12, n_forgeries=8, forgery_strength=2.5, random_state=0
 )
 prep = SignaturePreprocessor(canvas_size=(64, 96))
-# One canvas per image, and the size of its ink, which the canvas no longer
-# shows and the verifier weighs (``size_weight``).
-canvases, sizes = prep.transform_with_sizes(data.images)
+# One canvas per image, the size of its ink and its stroke descriptor, which
+# the canvas no longer shows and the verifier weighs (``size_weight``,
+# ``stroke_weight``).
+canvases, sizes, strokes = prep.transform_with_cues(data.images)
 
 writer = data.writer.astype(int)
 pairs, y, groups = make_pairs(data, random_state=0)
@@ -60,7 +61,7 @@ clf.fit(prep.transform(pairs[train]), y[train])  # pairs of paths -> PairedCanva
 # references; the other genuine signatures and all forgeries are questioned.
 # Every (reference, questioned) pair is scored with
 # :meth:`~skseg.SiameseVerifier.decision_function`, as index pairs into the
-# enrolled canvases and their sizes (:class:`~skseg.PairedCanvases`).
+# enrolled canvases, sizes and descriptors (:class:`~skseg.PairedCanvases`).
 n_references = 4
 references, questioned, labels = [], [], []
 for w in range(16, 24):
@@ -72,7 +73,7 @@ for w in range(16, 24):
 
 decisions = []  # per questioned signature: its decisions against each reference
 for refs, quest in zip(references, questioned):
-    grid = PairedCanvases(canvases, [[r, q] for q in quest for r in refs], sizes)
+    grid = PairedCanvases(canvases, [[r, q] for q in quest for r in refs], sizes, strokes)
     decisions.append(clf.decision_function(grid).reshape(len(quest), len(refs)))
 decisions = np.concatenate(decisions)
 y_quest = np.concatenate(labels).astype(int)

@@ -68,12 +68,13 @@ def main(argv=None):
     # Each distinct image once, then pairs as positions in that bank.
     tic = time.perf_counter()
     prep = SignaturePreprocessor(canvas_size=tuple(args.canvas), n_jobs=args.n_jobs)
-    # The ink sizes travel with the canvases: the verifier weighs how differently
-    # large the two signatures of a pair were written (``size_weight``).
-    canvases, sizes = prep.transform_with_sizes(data.paths)
+    # The ink sizes and stroke descriptors travel with the canvases: the verifier
+    # weighs how differently large the two signatures of a pair were written
+    # (``size_weight``) and what their strokes tell (``stroke_weight``).
+    canvases, sizes, strokes = prep.transform_with_cues(data.paths)
     position = {path: i for i, path in enumerate(data.paths)}
     index = np.array([[position[a], position[b]] for a, b in pairs])
-    X = PairedCanvases(canvases, index, sizes)
+    X = PairedCanvases(canvases, index, sizes, strokes)
     print(f"preprocessing: {time.perf_counter() - tic:.1f} s")
 
     # Folds of writers. The threshold is fitted inside each training fold

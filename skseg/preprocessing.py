@@ -176,11 +176,12 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         processors.
     compact_pairs : bool, default=True
         Return pairs as a :class:`~skseg.PairedCanvases`, which stores each
-        distinct image once, carries the size of each image's ink (which the
-        canvas no longer shows, and which :class:`~skseg.SiameseVerifier`'s
-        ``size_weight`` uses), and which the verifier takes as it is. Memory
-        grows with the distinct images, not the pairs. ``False``: a plain
-        ``(n_pairs, 2, H, W)`` array, without the sizes. Single images are
+        distinct image once, carries the size of each image's ink and its
+        stroke descriptor (which the canvas no longer shows, and which
+        :class:`~skseg.SiameseVerifier`'s ``size_weight`` and ``stroke_weight``
+        use), and which the verifier takes as it is. Memory grows with the
+        distinct images, not the pairs. ``False``: a plain ``(n_pairs, 2, H, W)``
+        array, without the sizes and descriptors. Single images are
         always an array (:meth:`transform_with_cues` gives their sizes and
         descriptors).
     ink_size_unit : {"pixels", "inches"}, default="pixels"
@@ -347,23 +348,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     def transform_with_sizes(self, X):
         """Canvases as :meth:`transform` makes them, and the size of each image's ink.
 
-        For building :class:`~skseg.PairedCanvases` from single images (enrol
-        each scan once, then index pairs into them) without losing the sizes
-        the verifier's size term needs.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_pairs, 2) or (n_images,)
-            As for :meth:`transform`.
-
-        Returns
-        -------
-        canvases : ndarray of shape (n_pairs, 2, H, W) or (n_images, H, W), dtype uint8
-            As :meth:`transform` with ``compact_pairs=False``.
-        sizes : ndarray of shape (n_pairs, 2, 2) or (n_images, 2), float64
-            Height and width of the ink's bounding box (the box ``crop`` crops
-            to), in pixels of the input image or, with ``ink_size_unit="inches"``,
-            in inches; NaN for an image without ink.
+        The first two results of :meth:`transform_with_cues`, which see.
 
         Examples
         --------
@@ -399,7 +384,9 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         canvases : ndarray of shape (n_pairs, 2, H, W) or (n_images, H, W), dtype uint8
             As :meth:`transform` with ``compact_pairs=False``.
         sizes : ndarray of shape (n_pairs, 2, 2) or (n_images, 2), float64
-            As :meth:`transform_with_sizes`.
+            Height and width of the ink's bounding box (the box ``crop`` crops
+            to), in pixels of the input image or, with ``ink_size_unit="inches"``,
+            in inches; NaN for an image without ink.
         strokes : ndarray of shape (n_pairs, 2, n_features) or (n_images, n_features)
             Each image's stroke descriptor (:func:`skseg.strokes.stroke_descriptor`;
             NaN for an image without ink), or None with ``stroke_descriptors=False``.

@@ -437,22 +437,12 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             )
         # Taken before anything changes, so that a warm start that fails can put it back.
         last_fit = dict(vars(self)) if self.warm_start and hasattr(self, "net_") else None
-        size_distance = size_distances(X)
-        if size_distance is None and self.size_weight not in ("auto", 0):
-            raise ValueError(
-                f"size_weight={self.size_weight!r} needs the ink size of each image, but X "
-                "carries none (a plain array): pass the pairs through "
-                "skseg.SignaturePreprocessor(), or give a PairedCanvases with sizes, or set "
-                "size_weight='auto' or 0."
-            )
-        stroke_difference = stroke_differences(X)
-        if stroke_difference is None and self.stroke_weight not in ("auto", 0):
-            raise ValueError(
-                f"stroke_weight={self.stroke_weight!r} needs the stroke descriptor of each "
-                "image, but X carries none (a plain array, or stroke_descriptors=False): pass "
-                "the pairs through skseg.SignaturePreprocessor(), or give a PairedCanvases "
-                "with strokes, or set stroke_weight='auto' or 0."
-            )
+        size_distance = _needed_cue(size_distances(X), "size_weight", self.size_weight,
+                                    "the ink size of each image", "a plain array", "sizes")
+        stroke_difference = _needed_cue(
+            stroke_differences(X), "stroke_weight", self.stroke_weight,
+            "the stroke descriptor of each image", "a plain array, or stroke_descriptors=False",
+            "strokes")
         bank, index = as_bank(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(index, y)
@@ -952,6 +942,18 @@ def _equal_error_rate(target, distances):
     """EER of distances (smaller: genuine) against ``target`` (1 = genuine), tensors."""
     fpr, tpr, _ = roc_curve(target, -distances)
     return equal_error_rate_from_roc(fpr, tpr)[0]
+
+
+def _needed_cue(cue, parameter, value, needs, lacking, attribute):
+    """``cue`` (what a pair's two images tell, from X), or a refusal naming
+    ``parameter`` when its fixed ``value`` needs the cue and X carries none."""
+    if cue is None and value not in ("auto", 0):
+        raise ValueError(
+            f"{parameter}={value!r} needs {needs}, but X carries none ({lacking}): pass the "
+            "pairs through skseg.SignaturePreprocessor(), or give a PairedCanvases with "
+            f"{attribute}, or set {parameter}='auto' or 0."
+        )
+    return cue
 
 
 def _best_weight(weights, distances, term, target):

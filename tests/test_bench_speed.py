@@ -47,6 +47,15 @@ def test_data_and_preprocessing(tiny):
     assert all(run["images_per_s"] > 0 for run in prep["runs"].values())
 
 
+def test_preprocessing_only_stops_after_it(speed, tmp_path, capsys):
+    out = tmp_path / "prep.json"
+    result = speed.main(["--quick", "--preprocessing-only", "--no-stroke-descriptors",
+                         "--out", str(out)])
+    assert set(result) == {"data", "cores", "preprocessing"}
+    assert result["preprocessing"]["stroke_descriptors"] is False
+    assert out.is_file() and "stroke descriptors: False" in capsys.readouterr().out
+
+
 def test_training_counts(speed, tiny):
     index, y = tiny["index"], tiny["y"]
     naive = speed.naive_train(tiny["paths"], index, y, CANVAS, epochs=2)
