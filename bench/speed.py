@@ -786,8 +786,9 @@ def _report_preprocessing(prep, source, cores, out):
     for name, run in prep["runs"].items():
         print(f"preprocessing {name:<22} {run['images_per_s']:8.1f} images/s  "
               f"({run['seconds']:.1f} s, {run['speedup']:.2f}x)")
+    goal = " ".join(verdict("preprocessing", prep["speedup"]))
     print(f"stroke descriptors: {prep['stroke_descriptors']}; outputs identical: "
-          f"{prep['identical_outputs']}; goal {' '.join(verdict('preprocessing', prep['speedup']))}")
+          f"{prep['identical_outputs']}; goal {goal}")
     result = {"data": source, "cores": cores, "preprocessing": prep}
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     Path(out).write_text(json.dumps(result, indent=2, default=float))
