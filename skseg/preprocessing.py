@@ -198,7 +198,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         Also describe each image's ink at the scan's resolution
         (:func:`skseg.strokes.stroke_descriptor`, 650 numbers), carried with the
         pairs (:class:`~skseg.PairedCanvases` ``strokes``) for the verifier's
-        ``stroke_weight``. It costs about 7 ms per CEDAR scan and 30 ms per
+        ``stroke_weight``. It costs about 6 ms per CEDAR scan and 23 ms per
         full-resolution SigComp 2011 scan on one core. ``False``: none (the
         verifier then uses the network alone).
 
