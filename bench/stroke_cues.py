@@ -38,7 +38,8 @@ from skseg._image import load_grayscale
 from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
-from skseg.preprocessing import _blurred_threshold, _flatten, _ink_bounds
+from skseg._pairs import descriptor_differences
+from skseg.preprocessing import _blurred_threshold, _flatten, _ink_bounds, _ink_mask
 from skseg.strokes import N_STROKE_FEATURES, stroke_descriptor
 
 
@@ -60,8 +61,7 @@ def ink_mask(item, blur_radius=1.0, flatten_background=False, soften=0.0):
     blurred, threshold, _ = _blurred_threshold(gray, blur_radius)
     if threshold is None:
         return None
-    ink = (gray <= threshold)[_ink_bounds(blurred, threshold)]
-    return ink if ink.any() else None
+    return _ink_mask(gray, threshold, _ink_bounds(blurred, threshold))
 
 
 def descriptors(items, n_jobs=None, **mask_options):
@@ -77,8 +77,7 @@ def _describe(item, mask_options):
 
 def pair_features(descriptor_rows, pairs):
     """``|d1 - d2|`` of each pair's two descriptors (NaN where an image has no ink)."""
-    pairs = np.asarray(pairs, dtype=np.int64)
-    return np.abs(descriptor_rows[pairs[:, 0]] - descriptor_rows[pairs[:, 1]])
+    return descriptor_differences(descriptor_rows, np.asarray(pairs, dtype=np.int64))
 
 
 def _eers(metrics):

@@ -157,7 +157,13 @@ def stroke_differences(X):
     """
     if not isinstance(X, PairedCanvases) or X.strokes is None:
         return None
-    return np.abs(X.strokes[X.index[:, 0]] - X.strokes[X.index[:, 1]])
+    return descriptor_differences(X.strokes, X.index)
+
+
+def descriptor_differences(descriptors, index):
+    """``|d1 - d2|`` of the rows of ``descriptors`` that each ``(n_pairs, 2)`` index
+    row names."""
+    return np.abs(descriptors[index[:, 0]] - descriptors[index[:, 1]])
 
 
 def to_canvases(X, *, what="pairs", ndim=4):

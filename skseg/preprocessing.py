@@ -678,6 +678,13 @@ def _ink_bounds(blurred, threshold):
     return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
 
 
+def _ink_mask(gray, threshold, bounds):
+    """The ink (``gray <= threshold``) at the scan's resolution, cropped to ``bounds``
+    (the blurred copy's box), or None where none of it is left."""
+    ink = (gray <= threshold)[bounds]
+    return ink if ink.any() else None
+
+
 def _flatten(gray):
     """Divide by a smooth estimate of the paper, so uneven lighting becomes white."""
     height, width = gray.shape
@@ -732,9 +739,7 @@ def _normalize(gray, settings):
     ink_size = tuple(float(s.stop - s.start) for s in bounds)
     strokes = no_strokes
     if settings.stroke_descriptors:
-        # The ink mask itself, at the scan's resolution (not the blurred copy's).
-        ink = (gray <= threshold)[bounds]
-        strokes = stroke_descriptor(ink) if ink.any() else _NO_STROKES
+        strokes = stroke_descriptor(_ink_mask(gray, threshold, bounds))
     if settings.crop:
         gray = gray[bounds]
     if settings.remove_background:

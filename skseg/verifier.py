@@ -500,10 +500,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                                             device=distances.device)
         self.size_weight_ = self._choose_size_weight(distances, size_distance, target)
         distances = self._add_size_term(distances, size_distance)
-        self._fit_stroke_term(stroke_difference, pair_target, train_idx, calibration_rows,
-                              distances, target, has_validation=valid is not None,
-                              seed=stroke_seed)
-        distances = self._add_stroke_term(distances, stroke_difference, calibration_rows)
+        distances = self._fit_stroke_term(stroke_difference, pair_target, train_idx,
+                                          calibration_rows, distances, target,
+                                          has_validation=valid is not None, seed=stroke_seed)
         self.validation_eer_ = float("nan")
         if valid is not None:
             self.validation_eer_ = _equal_error_rate(target, distances)
@@ -539,23 +538,26 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                          distances, target, has_validation, seed):
         """Set ``stroke_model_`` and ``stroke_weight_``: the classifier learns from the
         training pairs (``pair_target``: every pair's, numpy); ``"auto"`` weighs it on
-        the calibration pairs (``distances`` and ``target``: theirs, tensors)."""
+        the calibration pairs (``distances`` and ``target``: theirs, tensors). Returns
+        those pairs' distances with the stroke term."""
         self.stroke_model_, self.stroke_weight_ = None, 0.0
         auto = self.stroke_weight == "auto"
         if stroke_difference is None or self.stroke_weight == 0 or (auto and not has_validation):
-            return
+            return distances
         model = fit_boosted_trees(stroke_difference[train_idx], pair_target[train_idx],
                                   random_state=seed)
         log_odds = torch.as_tensor(model.decision_function(stroke_difference[calibration_rows]),
                                    device=distances.device)
         weight = (_best_weight(STROKE_WEIGHTS, distances, -log_odds, target) if auto
                   else float(self.stroke_weight))
-        if weight > 0:
-            self.stroke_model_, self.stroke_weight_ = model, weight
+        if weight == 0:
+            return distances
+        self.stroke_model_, self.stroke_weight_ = model, weight
+        return distances - weight * log_odds
 
-    def _add_stroke_term(self, distances, stroke_difference, rows=None):
-        """The distances less the weighted stroke log-odds of these pairs (``rows`` of
-        ``stroke_difference``, all if None), numpy or torch alike."""
+    def _add_stroke_term(self, distances, stroke_difference):
+        """The distances less the weighted stroke log-odds of these pairs, numpy or
+        torch alike."""
         if self.stroke_weight_ == 0:
             return distances
         if stroke_difference is None:
@@ -566,8 +568,6 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 "skseg.SignaturePreprocessor() (compact_pairs=True, the default) or give a "
                 "PairedCanvases with strokes; or refit with stroke_weight=0."
             )
-        if rows is not None:
-            stroke_difference = stroke_difference[rows]
         log_odds = self.stroke_model_.decision_function(stroke_difference)
         if isinstance(distances, torch.Tensor):
             log_odds = torch.as_tensor(log_odds, device=distances.device)
