@@ -110,6 +110,11 @@ def cmd_demo(args):
           f"threshold (distance) {clf.threshold_:.4f}, size weight {clf.size_weight_} and "
           f"stroke weight {clf.stroke_weight_:g}, "
           f"chosen by {clf.threshold_strategy!r} on held-out training writers.")
+    if clf.stroke_weight_eers_:
+        # Few held-out writers make a noisy choice: show how sharply they made it.
+        eers = clf.stroke_weight_eers_
+        print(f"Their EER: {eers[0.0]:.2%} without the stroke term, "
+              f"{eers[clf.stroke_weight_]:.2%} with weight {clf.stroke_weight_:g}.")
     decision = model.decision_function(pairs[test])
     _print_rates("Held-out writers", y[test], decision)
     out = Path(args.output_dir)

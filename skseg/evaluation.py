@@ -234,6 +234,9 @@ def cross_validate_writers(
             "validation_eer": float(fold_verifier.validation_eer_),
             "size_weight": float(fold_verifier.size_weight_),
             "stroke_weight": float(fold_verifier.stroke_weight_),
+            # The validation writers' EER per weight: how sharply they chose it.
+            "stroke_weight_eers": {f"{w:g}": e for w, e in
+                                   fold_verifier.stroke_weight_eers_.items()},
             **_fold_metrics(y_test, kind, decision, claimed_writer),
             "train_seconds": train_seconds,
         })

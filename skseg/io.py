@@ -72,6 +72,9 @@ def _verifier_settings(verifier):
         "threshold": float(verifier.threshold_),
         "size_weight": float(verifier.size_weight_),
         "stroke_weight": float(verifier.stroke_weight_),
+        # JSON keys are strings: the weight curves go as [weight, EER] rows.
+        "size_weight_eers": [[w, e] for w, e in verifier.size_weight_eers_.items()],
+        "stroke_weight_eers": [[w, e] for w, e in verifier.stroke_weight_eers_.items()],
         "proba_scale": float(verifier.proba_scale_),
         "validation_eer": float(verifier.validation_eer_),
         "canvas_shape": list(verifier.canvas_shape_),
@@ -194,6 +197,9 @@ def _rebuild_verifier(settings, state, device, path):
     verifier.threshold_ = settings["threshold"]
     verifier.size_weight_ = settings.get("size_weight", 0.0)  # files from before the size term
     verifier.stroke_weight_ = settings.get("stroke_weight", 0.0)  # version 1 files
+    # Files from before the weight curves were saved have none.
+    verifier.size_weight_eers_ = {w: e for w, e in settings.get("size_weight_eers", [])}
+    verifier.stroke_weight_eers_ = {w: e for w, e in settings.get("stroke_weight_eers", [])}
     stroke_arrays = {key[len(_STROKE_PREFIX):]: state.pop(key).numpy()
                      for key in list(state) if key.startswith(_STROKE_PREFIX)}
     verifier.stroke_model_ = None

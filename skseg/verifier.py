@@ -255,8 +255,18 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         The weight of the local match in use (0: none).
     size_weight_ : float
         The weight of the size term in use (0: none).
+    size_weight_eers_ : dict of float to float
+        With ``size_weight="auto"``: the EER for each weight of
+        :data:`SIZE_WEIGHTS` on the pairs ``size_weight_`` was chosen on (the
+        held-out pairs; the training pairs with ``validation_fraction=0``);
+        empty otherwise.
     stroke_weight_ : float
         The weight of the stroke term in use (0: none).
+    stroke_weight_eers_ : dict of float to float
+        With ``stroke_weight="auto"``: the held-out pairs' EER (size term
+        included) for each weight of :data:`STROKE_WEIGHTS`; empty when the
+        weight was not chosen there. A curve that falls steeply on few held-out
+        writers deserves less trust than its minimum suggests.
     stroke_model_ : skseg._boosting.BoostedTrees or None
         The trees of the stroke classifier (None when ``stroke_weight_`` is 0);
         its ``decision_function`` of ``|d1 - d2|`` is the log-odds of a
@@ -527,20 +537,25 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             ) from err
 
     def _choose_size_weight(self, distances, size_distance, target):
-        """``size_weight``, or with ``"auto"`` the weight with the lowest EER on these pairs."""
+        """``size_weight``, or with ``"auto"`` the weight with the lowest EER on these pairs
+        (every weight's EER goes to ``size_weight_eers_``)."""
+        self.size_weight_eers_ = {}
         if size_distance is None:
             return 0.0
         if self.size_weight != "auto":
             return float(self.size_weight)
-        return _best_weight(SIZE_WEIGHTS, distances, size_distance, target)
+        weight, self.size_weight_eers_ = _best_weight(SIZE_WEIGHTS, distances, size_distance,
+                                                      target)
+        return weight
 
     def _fit_stroke_term(self, stroke_difference, pair_target, train_idx, calibration_rows,
                          distances, target, has_validation, seed):
-        """Set ``stroke_model_`` and ``stroke_weight_``: the classifier learns from the
-        training pairs (``pair_target``: every pair's, numpy); ``"auto"`` weighs it on
-        the calibration pairs (``distances`` and ``target``: theirs, tensors). Returns
-        those pairs' distances with the stroke term."""
-        self.stroke_model_, self.stroke_weight_ = None, 0.0
+        """Set ``stroke_model_``, ``stroke_weight_`` and ``stroke_weight_eers_``: the
+        classifier learns from the training pairs (``pair_target``: every pair's,
+        numpy); ``"auto"`` weighs it on the calibration pairs (``distances`` and
+        ``target``: theirs, tensors). Returns those pairs' distances with the stroke
+        term."""
+        self.stroke_model_, self.stroke_weight_, self.stroke_weight_eers_ = None, 0.0, {}
         auto = self.stroke_weight == "auto"
         if stroke_difference is None or self.stroke_weight == 0 or (auto and not has_validation):
             return distances
@@ -548,8 +563,11 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                                   random_state=seed)
         log_odds = torch.as_tensor(model.decision_function(stroke_difference[calibration_rows]),
                                    device=distances.device)
-        weight = (_best_weight(STROKE_WEIGHTS, distances, -log_odds, target) if auto
-                  else float(self.stroke_weight))
+        if auto:
+            weight, self.stroke_weight_eers_ = _best_weight(STROKE_WEIGHTS, distances,
+                                                            -log_odds, target)
+        else:
+            weight = float(self.stroke_weight)
         if weight == 0:
             return distances
         self.stroke_model_, self.stroke_weight_ = model, weight
@@ -959,9 +977,10 @@ def _needed_cue(cue, parameter, value, needs, lacking, attribute):
 
 def _best_weight(weights, distances, term, target):
     """The weight ``w`` of ``weights`` for which ``distances + w * term`` has the lowest
-    EER against ``target`` (tensors); ties go to the smaller weight."""
-    eers = {w: _equal_error_rate(target, distances + w * term) for w in weights}
-    return min(weights, key=lambda w: (eers[w], w))
+    EER against ``target`` (tensors; ties go to the smaller weight), and every weight's
+    EER."""
+    eers = {float(w): float(_equal_error_rate(target, distances + w * term)) for w in weights}
+    return min(eers, key=lambda w: (eers[w], w)), eers
 
 
 def _has_both_classes(target):

@@ -11,7 +11,7 @@ from skseg.datasets import make_synthetic_signatures
 from skseg.evaluation import (METRICS, _default_pretrain_verifier, cross_validate_writers,
                               write_report)
 from skseg.metrics import writer_equal_error_rates
-from skseg.verifier import SIZE_WEIGHTS
+from skseg.verifier import SIZE_WEIGHTS, STROKE_WEIGHTS
 
 from .conftest import assert_same_weights, module_weights
 
@@ -69,6 +69,11 @@ def test_extra_training_joins_every_fold_and_is_never_tested():
     for sizes in RecordingVerifier.sizes:
         np.testing.assert_array_equal(sizes, expected)
     assert all(fold["size_weight"] in SIZE_WEIGHTS for fold in result["folds"])
+    # ... and its validation writers' EER for each stroke weight, keyed as JSON keeps it.
+    for fold in result["folds"]:
+        curve = fold["stroke_weight_eers"]
+        assert list(curve) == [f"{w:g}" for w in STROKE_WEIGHTS]
+        assert curve[f"{fold['stroke_weight']:g}"] == min(curve.values())
 
 
 @pytest.mark.parametrize("option", ["extra_training", "pretrain_data"])

@@ -10,6 +10,7 @@ from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
 from skseg._pairs import as_bank, size_distances
 from skseg.metrics import equal_error_rate
 from skseg.nn.batching import image_clusters
+from skseg.verifier import SIZE_WEIGHTS
 
 from .conftest import CANVAS
 
@@ -147,6 +148,10 @@ def test_informative_sizes_get_a_weight_and_lower_the_error(sized_pairs):
     with_size = SiameseVerifier(max_epochs=2, random_state=0).fit(X, y)
     without = SiameseVerifier(max_epochs=2, random_state=0, size_weight=0).fit(X, y)
     assert with_size.size_weight_ > 0 and without.size_weight_ == 0
+    # The curve the weight was chosen on, kept; a fixed weight has none.
+    curve = with_size.size_weight_eers_
+    assert list(curve) == [float(w) for w in SIZE_WEIGHTS] and without.size_weight_eers_ == {}
+    assert curve[with_size.size_weight_] == min(curve.values()) < curve[0.0]
     eer_with = equal_error_rate(y_test, with_size.decision_function(X_test))[0]
     eer_without = equal_error_rate(y_test, without.decision_function(X_test))[0]
     assert eer_with < eer_without - 0.05
@@ -186,7 +191,7 @@ def test_uninformative_sizes_get_no_weight(sized_pairs):
 def test_plain_arrays_get_no_size_term_with_auto(sized_pairs):
     (X, y), _ = sized_pairs
     model = SiameseVerifier(max_epochs=1, random_state=0).fit(np.asarray(X), y)
-    assert model.size_weight_ == 0
+    assert model.size_weight_ == 0 and model.size_weight_eers_ == {}
 
 
 def test_a_fixed_weight_needs_sizes(sized_pairs):

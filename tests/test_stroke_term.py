@@ -37,7 +37,7 @@ class SplitRecorder(SiameseVerifier):
         return self.split_
 
 
-def test_auto_takes_the_weight_best_on_the_held_out_pairs(stroked_pairs):
+def test_auto_takes_the_weight_best_on_the_held_out_pairs(stroked_pairs, tmp_path):
     (X, y), _ = stroked_pairs
     model = SplitRecorder(**TINY).fit(X, y)
     assert model.stroke_weight_ in STROKE_WEIGHTS and model.stroke_weight_ > 0
@@ -50,6 +50,14 @@ def test_auto_takes_the_weight_best_on_the_held_out_pairs(stroked_pairs):
     assert model.validation_eer_ == pytest.approx(min(eers.values()), abs=1e-9)
     assert eers[model.stroke_weight_] == pytest.approx(min(eers.values()), abs=1e-9)
     assert model.validation_eer_ <= eers[0.0]
+    # The curve it chose on is kept, and saved.
+    assert list(model.stroke_weight_eers_) == [float(w) for w in STROKE_WEIGHTS]
+    np.testing.assert_allclose(list(model.stroke_weight_eers_.values()), list(eers.values()),
+                               atol=1e-9)
+    skseg.save(model, tmp_path / "m.safetensors")
+    loaded = skseg.load(tmp_path / "m.safetensors", device=model.device_)
+    assert loaded.stroke_weight_eers_ == model.stroke_weight_eers_
+    assert loaded.size_weight_eers_ == model.size_weight_eers_
 
 
 def test_the_decision_is_the_network_less_the_weighted_log_odds(stroked_pairs):
@@ -57,6 +65,7 @@ def test_the_decision_is_the_network_less_the_weighted_log_odds(stroked_pairs):
     fused = SiameseVerifier(stroke_weight=0.25, **TINY).fit(X, y)
     alone = SiameseVerifier(stroke_weight=0, **TINY).fit(X, y)  # the same network: same seed
     assert fused.stroke_weight_ == 0.25 and alone.stroke_model_ is None
+    assert fused.stroke_weight_eers_ == alone.stroke_weight_eers_ == {}  # chosen by nobody
     network = alone.threshold_ - alone.decision_function(X_test)
     log_odds = fused.stroke_model_.decision_function(stroke_differences(X_test))
     np.testing.assert_allclose(fused.decision_function(X_test),
@@ -133,6 +142,7 @@ def test_version_1_files_still_load(stroked_pairs, tmp_path):
     save_file(state, str(old), metadata={"skseg": json.dumps(header)})
     loaded = skseg.load(old, device=model.device_)
     assert loaded.stroke_weight_ == 0 and loaded.stroke_model_ is None
+    assert loaded.stroke_weight_eers_ == {}
     np.testing.assert_allclose(loaded.decision_function(X_test), model.decision_function(X_test),
                                rtol=1e-5, atol=1e-6)
 

@@ -84,8 +84,9 @@ def test_weights_that_do_not_fit_are_refused_and_the_fit_is_kept(pretrained, sig
     d = signature_pairs
     model = clone(pretrained).set_params(warm_start=True, **change)
     model.net_ = pretrained.net_
-    for name in ("classes_", "threshold_", "size_weight_", "stroke_weight_", "stroke_model_",
-                 "local_weight_", "proba_scale_", "validation_eer_", "canvas_shape_", "device_"):
+    for name in ("classes_", "threshold_", "size_weight_", "size_weight_eers_", "stroke_weight_",
+                 "stroke_weight_eers_", "stroke_model_", "local_weight_", "proba_scale_",
+                 "validation_eer_", "canvas_shape_", "device_"):
         setattr(model, name, getattr(pretrained, name))
     expected = pretrained.decision_function(d["X_test"])
     name = next(iter(change))
