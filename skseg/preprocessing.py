@@ -25,7 +25,7 @@ from ._image import (
     load_grayscale,
 )
 from ._pairs import PairedCanvases
-from .strokes import N_STROKE_FEATURES, stroke_descriptor
+from .strokes import stroke_descriptor
 
 __all__ = [
     "BlankImageError",
@@ -58,7 +58,7 @@ class _Canvas(NamedTuple):
 
 
 _NO_INK = (float("nan"), float("nan"))
-_NO_STROKES = np.full(N_STROKE_FEATURES, np.nan)
+_NO_STROKES = stroke_descriptor(None)  # a blank image's: all unknown
 
 
 class _Settings(NamedTuple):
