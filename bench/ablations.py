@@ -109,7 +109,6 @@ folds with ``skseg benchmark``.
 """
 
 import argparse
-import fnmatch
 import json
 import time
 from functools import partial
@@ -117,7 +116,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback, Freezer, LRScheduler
+from skorch.callbacks import Callback, LRScheduler
 from torch.nn import functional as F
 from sklearn.model_selection import GroupKFold
 from sklearn.utils import Bunch, check_random_state, column_or_1d
@@ -137,6 +136,7 @@ from skseg.metrics import equal_error_rate
 from skseg.nn import CompactNet, SiameseModule, SiameseNet
 from skseg.nn.batching import PairBatches, pack_pieces
 from skseg.nn.losses import ContrastiveLoss
+from skseg.nn.net import freezer
 from skseg.nn.siamese import random_affine, random_affine_grid
 from skseg.verifier import _equal_error_rate
 
@@ -456,17 +456,6 @@ def pretrained_verifier(pretrained):
     return PretrainedVerifier
 
 
-def freezer(pretrained, patterns):
-    """skorch's ``Freezer`` for ``patterns``, once each matches a parameter of
-    ``pretrained`` (a misspelt pattern would otherwise freeze nothing, silently)."""
-    names = [name for name, _ in pretrained.net_.get_all_learnable_params()]
-    for pattern in patterns:
-        if not fnmatch.filter(names, pattern):
-            raise ValueError(f"freeze pattern {pattern!r} matches no parameter of the "
-                             f"pretrained network; its parameters are {names}.")
-    return ("freezer", Freezer(list(patterns)))
-
-
 def _size_tensor(X, like):
     """The pairs' size distances as a tensor like ``like`` (zeros without sizes)."""
     size = size_distances(X)
@@ -745,7 +734,7 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
                                   pretrained_cache)
             verifier = pretrained_verifier(pretrained)
             if freeze:
-                params["callbacks"] = [freezer(pretrained, freeze)]
+                params["callbacks"] = [freezer(pretrained.net_, freeze)]
         result = cross_validate_writers(
             data, verifier(random_state=seed, **params), preprocessor=preprocessor,
             n_splits=n_splits, folds=[fold], progress=False, extra_training=extra,

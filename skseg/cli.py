@@ -131,6 +131,15 @@ def cmd_fit(args):
     from .datasets import load_signatures, make_pairs
     from .preprocessing import SignaturePreprocessor
 
+    # The model first: a setting it refuses is named before the scans are read.
+    if args.start_from:
+        model = _fine_tuned_model(args)
+    elif args.freeze:
+        raise ValueError("--freeze keeps parameters of the --start-from model as they are; "
+                         "without --start-from there is nothing to keep.")
+    else:
+        prep = SignaturePreprocessor(n_jobs=-1, ink_size_unit=args.ink_size_unit or "pixels")
+        model = Pipeline([("prep", prep), ("clf", _verifier(args, verbose=2))])
     pairs, y = [], []
     for folder in args.data_dir:
         data = load_signatures(folder, layout=args.layout)
@@ -142,11 +151,6 @@ def cmd_fit(args):
         pairs.append(corpus_pairs)
         y.append(corpus_y)
     pairs, y = np.concatenate(pairs), np.concatenate(y)
-    if args.start_from:
-        model = _fine_tuned_model(args)
-    else:
-        prep = SignaturePreprocessor(n_jobs=-1, ink_size_unit=args.ink_size_unit or "pixels")
-        model = Pipeline([("prep", prep), ("clf", _verifier(args, verbose=2))])
     model.fit(pairs, y)
     _save_model(model, args.output)
     print(f"Saved to {args.output}")
@@ -170,8 +174,13 @@ def _fine_tuned_model(args):
 
     params = _training_params(args)
     params.setdefault("validation_fraction", SiameseVerifier().validation_fraction)
+    if args.freeze:
+        from .nn.net import freezer
+
+        params["callbacks"] = [freezer(clf.net_, args.freeze)]
     clf.set_params(warm_start=True, verbose=2, **params)
-    print(f"Fine-tuning {args.start_from} from its weights.")
+    kept = f", keeping {' '.join(args.freeze)} as they are" if args.freeze else ""
+    print(f"Fine-tuning {args.start_from} from its weights{kept}.")
     return model
 
 
@@ -357,6 +366,10 @@ def build_parser():
                    help="fine-tune this saved model (.safetensors or .joblib) from its "
                    "weights instead of training from new ones; its preprocessing is kept, "
                    "and the training options given override its settings")
+    p.add_argument("--freeze", nargs="+", default=[], metavar="PATTERN",
+                   help="with --start-from: parameter names (fnmatch, e.g. "
+                   "'backbone.features.[1-5].*', CompactNet's first two blocks) kept at the "
+                   "saved model's values while the rest fine-tunes")
     _add_training_options(p)
     p.set_defaults(func=cmd_fit)
 

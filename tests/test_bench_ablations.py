@@ -14,6 +14,7 @@ from skseg._pairs import as_bank
 from skseg.datasets._pairs import _items_of
 from skseg.metrics import equal_error_rate
 from skseg.nn.batching import PairBatches
+from skseg.nn.net import freezer
 
 from .conftest import assert_frozen, assert_same_weights, bench_script
 
@@ -428,14 +429,14 @@ def test_freeze_keeps_the_matching_weights_pretrained(ablations, data):
     pairs, y, _ = make_pairs(data, random_state=0)
     frozen = "backbone.features.*"
     tuned = ablations.pretrained_verifier(model)(
-        warm_start=True, callbacks=[ablations.freezer(model, [frozen])], **TINY)
+        warm_start=True, callbacks=[freezer(model.net_, [frozen])], **TINY)
     tuned.fit(PREP.transform(pairs), y)
     assert_frozen(tuned, model, frozen)
     out = ablations.run(data, "pretrained", n_splits=3, verifier_params=TINY, preprocessor=PREP,
                         pretrain_data=other, pretrain_params=TINY, freeze=[frozen])
     assert 0 <= out["runs"][0]["eer_skilled"] <= 1
     with pytest.raises(ValueError, match="'backbone.feature.1.*' matches no parameter"):
-        ablations.freezer(model, ["backbone.feature.1.*"])
+        freezer(model.net_, ["backbone.feature.1.*"])
 
 
 def test_bad_settings_are_named(ablations, data):

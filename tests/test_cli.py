@@ -8,7 +8,7 @@ import pytest
 
 from skseg.cli import build_parser, main
 
-from .conftest import assert_same_weights, write_signature_folder
+from .conftest import assert_frozen, assert_same_weights, write_signature_folder
 
 COMMANDS = ["demo", "fit", "verify", "evaluate", "benchmark"]
 
@@ -239,8 +239,22 @@ def test_fit_start_from_fine_tunes_a_saved_model(saved_model, signature_folder, 
     assert_same_weights(tuned[-1], pretrained[-1], rtol=1e-6, atol=1e-9)
 
 
+def test_fit_start_from_can_keep_parameters_as_saved(saved_model, signature_folder, tmp_path,
+                                                     capsys):
+    from skseg.io import load
+
+    other = write_signature_folder(tmp_path / "other", random_state=1)
+    path = tmp_path / "tuned.safetensors"
+    frozen = "backbone.features.[1-5].*"
+    assert main(["fit", str(other), "-o", str(path), "--start-from", str(saved_model),
+                 "--epochs", "1", "--freeze", frozen]) == 0
+    assert f"keeping {frozen} as they are" in capsys.readouterr().out
+    assert_frozen(load(path)[-1], load(saved_model)[-1], frozen)
+
+
 @pytest.mark.parametrize("option, match", [
-    (["--local-weight", "0"], "warm_start=True.*local_weight=0.0"),
+    (["--freeze", "backbone.feature.1.*"],
+     r"'backbone.feature.1.\*' matches no parameter of the network; its parameters are \['back"),
     (["--ink-size-unit", "inches"], "measures ink sizes in pixels"),
 ])
 def test_fit_start_from_names_what_does_not_fit(saved_model, signature_folder, tmp_path, capsys,
@@ -249,6 +263,13 @@ def test_fit_start_from_names_what_does_not_fit(saved_model, signature_folder, t
     assert main(["fit", str(signature_folder), "-o", str(path), "--start-from", str(saved_model),
                  "--epochs", "1", *option]) == 1
     assert re.search(match, capsys.readouterr().err)
+    assert not path.exists()
+
+
+def test_freeze_needs_start_from(signature_folder, tmp_path, capsys):
+    path = tmp_path / "m.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--freeze", "backbone.*"]) == 1
+    assert "--freeze keeps parameters of the --start-from model" in capsys.readouterr().err
     assert not path.exists()
 
 

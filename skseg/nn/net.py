@@ -6,13 +6,14 @@ unique images with the pairs among them (:class:`PairBatches`), a loss over
 those pairs, and embedding of a bank of images.
 """
 
+import fnmatch
 import math
 from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
 from skorch import NeuralNet
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, Freezer
 from skorch.utils import to_tensor
 from torch.utils.checkpoint import checkpoint
 
@@ -27,6 +28,19 @@ def forward_precision(mixed_precision, device):
     if mixed_precision != "bf16":
         raise ValueError(f"mixed_precision={mixed_precision!r}: expected None or 'bf16'.")
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
+
+
+def freezer(net, patterns):
+    """skorch's ``Freezer`` callback, named ``"freezer"``, that keeps the parameters of
+    ``net`` (a fitted net) matching ``patterns`` (``fnmatch``) at their values, for
+    fine-tuning it; a pattern that matches none of them is refused, naming them all
+    (a misspelt pattern would otherwise freeze nothing, silently)."""
+    names = [name for name, _ in net.get_all_learnable_params()]
+    for pattern in patterns:
+        if not fnmatch.filter(names, pattern):
+            raise ValueError(f"freeze pattern {pattern!r} matches no parameter of the "
+                             f"network; its parameters are {names}.")
+    return ("freezer", Freezer(list(patterns)))
 
 
 @contextmanager
