@@ -253,6 +253,7 @@ def test_fit_start_from_can_keep_parameters_as_saved(saved_model, signature_fold
 
 
 @pytest.mark.parametrize("option, match", [
+    (["--local-weight", "0"], "warm_start=True.*local_weight=0.0"),
     (["--freeze", "backbone.feature.1.*"],
      r"'backbone.feature.1.\*' matches no parameter of the network; its parameters are \['back"),
     (["--ink-size-unit", "inches"], "measures ink sizes in pixels"),
