@@ -198,8 +198,8 @@ def _rebuild_verifier(settings, state, device, path):
     verifier.size_weight_ = settings.get("size_weight", 0.0)  # files from before the size term
     verifier.stroke_weight_ = settings.get("stroke_weight", 0.0)  # version 1 files
     # Files from before the weight curves were saved have none.
-    verifier.size_weight_eers_ = {w: e for w, e in settings.get("size_weight_eers", [])}
-    verifier.stroke_weight_eers_ = {w: e for w, e in settings.get("stroke_weight_eers", [])}
+    verifier.size_weight_eers_ = dict(settings.get("size_weight_eers", []))
+    verifier.stroke_weight_eers_ = dict(settings.get("stroke_weight_eers", []))
     stroke_arrays = {key[len(_STROKE_PREFIX):]: state.pop(key).numpy()
                      for key in list(state) if key.startswith(_STROKE_PREFIX)}
     verifier.stroke_model_ = None
