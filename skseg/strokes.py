@@ -96,9 +96,7 @@ def stroke_descriptor(ink):
         m11 / np.sqrt(m20 * m02 + 1e-9), ys.mean() / height, xs.mean() / width,
         np.sqrt(m20) / height, np.sqrt(m02) / width, np.log1p(n_components),
     ]
-    # Stroke widths: the distance transform on the strokes' ridge (its local maxima).
-    distance = ndimage.distance_transform_edt(ink)
-    ridge = distance[ink & (distance >= ndimage.maximum_filter(distance, 3))]
+    ridge = _ridge_widths(ink)
     quartiles = np.percentile(ridge, [10, 50, 90])
     smoothed = ndimage.binary_closing(ndimage.binary_opening(ink))
     smooth_perimeter = smoothed.sum() - ndimage.binary_erosion(smoothed).sum()
@@ -108,14 +106,28 @@ def stroke_descriptor(ink):
     grid = small.reshape(4, 16, 8, 16).mean(axis=(1, 3)).ravel()
     profiles = [np.interp(np.linspace(0, 1, n), np.linspace(0, 1, len(p)), p / area)
                 for p, n in ((ink.sum(axis=0), 16), (ink.sum(axis=1), 8))]
-    # Patterns at the stroke's scale: the median ridge width brought to about 2 pixels.
-    scale = float(np.clip(2.0 / max(quartiles[1], 0.5), 0.2, 1.0))
-    scaled = _resized(ink, max(8, round(width * scale)), max(8, round(height * scale))) > 0.5
+    scaled = _at_stroke_scale(ink, quartiles[1])
     return np.concatenate([
         box_and_moments, widths_and_roughness, grid / max(grid.sum(), 1e-12), *profiles,
         _direction_histograms(small, [(2, 4), (4, 8)]),
         _neighbour_patterns(scaled),
     ]).astype(np.float64)
+
+
+def _ridge_widths(ink):
+    """The distance transform of the mask ``ink`` on the strokes' ridge (its local
+    maxima): half the pen's width at each point along the strokes."""
+    distance = ndimage.distance_transform_edt(ink)
+    return distance[ink & (distance >= ndimage.maximum_filter(distance, 3))]
+
+
+def _at_stroke_scale(ink, median_width):
+    """The mask ``ink`` resized so that its median ridge width ``median_width`` (see
+    :func:`_ridge_widths`) becomes about 2 pixels (shrunk at most 5 times, never
+    enlarged): how the pen moved, alike for scans of any resolution."""
+    height, width = ink.shape
+    scale = float(np.clip(2.0 / max(median_width, 0.5), 0.2, 1.0))
+    return _resized(ink, max(8, round(width * scale)), max(8, round(height * scale))) > 0.5
 
 
 def _direction_histograms(image, grids):
