@@ -1,0 +1,280 @@
+"""A network that sees the ink at the scale of the stroke: what small windows of
+each scan tell, writer-independently, alone and with the stroke descriptors.
+
+:class:`~skseg.SiameseVerifier`'s network sees the whole signature fitted to
+155 x 220 pixels; the stroke descriptors (:mod:`skseg.strokes`) see the ink at
+the scan's own resolution, but only through hand-made histograms. This script
+trains a small CNN on 32 x 32 windows of each scan's ink mask brought to the
+scale of the stroke (the median stroke about 2 pixels wide, as the descriptors'
+3 x 3 ink patterns see it), to tell the training writers' genuine windows and
+their forgers' windows apart: one class per writer and kind. A scan's embedding
+is the mean of its windows' (L2-normalised) embeddings; a pair's distance is the
+Euclidean distance between its two scans' embeddings.
+
+Each writer fold is ``skseg benchmark``'s (same ``GroupKFold`` split, test pairs
+formed the same way). The training writers are split in two halves and a
+network is trained on each, so that every training pair gets the distance of
+the network that never saw its writer (its pairs, random forgeries included,
+are formed within its half); a test pair gets the mean of the two networks'
+distances. Three scores are reported per fold, all on the same pairs: the patch
+distance alone, the stroke descriptors alone (gradient boosting on ``|d1 -
+d2|``, as ``stroke_cues.py``) and the descriptors with the patch distance as
+one more feature.
+
+Only the ink mask is used, never its grey levels (see ``background_shortcut.py``).
+
+Usage::
+
+    python bench/patch_net.py ../shared/data/cedar --out bench/results/patch_cedar.json
+    python bench/patch_net.py ../shared/data/cedar --epochs 1 --only-folds 0   # a quick look
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from joblib import Parallel, delayed
+from sklearn.model_selection import GroupKFold
+from torch import nn
+
+from skseg._boosting import fit_boosted_trees
+from skseg._pairs import descriptor_differences
+from skseg.datasets import load_signatures
+from skseg.datasets._pairs import _items_of
+from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
+from skseg.strokes import _at_stroke_scale, _ridge_widths, stroke_descriptor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is no package
+from stroke_cues import ink_mask  # noqa: E402  (the ink exactly as stroke_cues.py finds it)
+
+WINDOW = 32
+# Windows of a scan embedded for its pair distances, at most: a grid of half-overlapping
+# windows that hold ink, subsampled beyond this.
+MAX_WINDOWS = 96
+BATCH = 256
+
+
+def _mask_and_descriptor(item):
+    ink = ink_mask(item)
+    if ink is None:
+        return None, stroke_descriptor(None)
+    return _at_stroke_scale(ink, np.median(_ridge_widths(ink))), stroke_descriptor(ink)
+
+
+def masks_and_descriptors(items, n_jobs=None):
+    """Each item's ink mask at the scale of the stroke (None for a scan without ink)
+    and its stroke descriptor, from one ink mask per item."""
+    pairs = Parallel(n_jobs=n_jobs)(delayed(_mask_and_descriptor)(item) for item in items)
+    return [m for m, _ in pairs], np.array([d for _, d in pairs], dtype=np.float64)
+
+
+def _window(padded, y, x):
+    """The ``WINDOW`` x ``WINDOW`` window centred on (y, x) of the unpadded mask."""
+    return padded[y : y + WINDOW, x : x + WINDOW]
+
+
+def _padded(mask):
+    return np.pad(mask.astype(np.float32), WINDOW // 2)
+
+
+def random_windows(mask, n, rng):
+    """``n`` windows centred on ink pixels drawn at random, shape (n, WINDOW, WINDOW)."""
+    ys, xs = np.nonzero(mask)
+    picks = rng.integers(0, len(ys), n)
+    padded = _padded(mask)
+    return np.stack([_window(padded, ys[i], xs[i]) for i in picks])
+
+
+def grid_windows(mask, rng):
+    """Half-overlapping windows on a grid over the mask that hold at least 3 % ink
+    (the window on the first ink pixel if none does), at most ``MAX_WINDOWS``."""
+    padded = _padded(mask)
+    step = WINDOW // 2
+    windows = [_window(padded, y, x) for y in range(step // 2, mask.shape[0], step)
+               for x in range(step // 2, mask.shape[1], step)]
+    windows = [w for w in windows if w.mean() >= 0.03] or [_window(padded, *np.argwhere(mask)[0])]
+    windows = np.stack(windows)
+    if len(windows) > MAX_WINDOWS:
+        windows = windows[rng.choice(len(windows), MAX_WINDOWS, replace=False)]
+    return windows
+
+
+class PatchNet(nn.Module):
+    """Three blocks of two 3 x 3 convolutions (``width``, 2x and 4x channels), max
+    pooling between them, global average pooling: an embedding of ``4 * width``
+    numbers; ``head`` classifies it during training only."""
+
+    def __init__(self, n_classes, width=16):
+        super().__init__()
+        layers, channels = [], 1
+        for block, out in enumerate((width, 2 * width, 4 * width)):
+            for _ in range(2):
+                layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False),
+                           nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+                channels = out
+            layers.append(nn.MaxPool2d(2) if block < 2 else nn.AdaptiveAvgPool2d(1))
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = nn.Linear(channels, n_classes)
+
+    def forward(self, x):
+        return self.head(self.features(x))
+
+
+def train_patch_net(masks, labels, *, epochs=6, windows_per_image=32, lr=2e-3, seed=0,
+                    verbose=False):
+    """A :class:`PatchNet` trained to tell ``labels`` (one per mask) apart from
+    ``windows_per_image`` random windows of each mask per epoch (cross-entropy,
+    AdamW with a one-cycle schedule)."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    classes, target = np.unique(labels, return_inverse=True)
+    net = PatchNet(len(classes))
+    optimizer = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
+    n_windows = len(masks) * windows_per_image
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, lr, total_steps=epochs * -(-n_windows // BATCH))
+    windows_target = torch.from_numpy(np.repeat(target, windows_per_image))
+    net.train()
+    for epoch in range(epochs):
+        windows = torch.from_numpy(np.concatenate(
+            [random_windows(m, windows_per_image, rng) for m in masks]))[:, None]
+        order = torch.from_numpy(rng.permutation(n_windows))
+        total = 0.0
+        for start in range(0, n_windows, BATCH):
+            batch = order[start : start + BATCH]
+            loss = F.cross_entropy(net(windows[batch]), windows_target[batch])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item() * len(batch)
+        if verbose:
+            print(f"    epoch {epoch + 1}/{epochs}: loss {total / n_windows:.3f}", flush=True)
+    return net.eval()
+
+
+@torch.no_grad()
+def embeddings(net, masks, seed=0):
+    """One row per mask: the L2-normalised mean of its grid windows' L2-normalised
+    embeddings (NaN for a scan without ink)."""
+    rng = np.random.default_rng(seed)
+    rows = np.full((len(masks), net.head.in_features), np.nan)
+    for k, mask in enumerate(masks):
+        if mask is not None:
+            windows = torch.from_numpy(grid_windows(mask, rng))[:, None]
+            rows[k] = F.normalize(F.normalize(net.features(windows)).mean(0), dim=0).numpy()
+    return rows
+
+
+def pair_distances(rows, pairs):
+    """Euclidean distance between the two rows each ``(n_pairs, 2)`` index row names."""
+    pairs = np.asarray(pairs, dtype=np.int64)
+    return np.linalg.norm(rows[pairs[:, 0]] - rows[pairs[:, 1]], axis=1)
+
+
+def _split_halves(writers, rng):
+    """The distinct ``writers`` in two halves drawn at random."""
+    shuffled = rng.permutation(np.unique(writers))
+    return shuffled[: len(shuffled) // 2], shuffled[len(shuffled) // 2 :]
+
+
+def _scores(metrics):
+    return {name: metrics[name] for name in ("eer_skilled", "eer_random", "eer_skilled_writer")}
+
+
+def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epochs=6,
+                  random_state=0, verbose=False):
+    """One writer fold (``train`` and ``test``: positions): the patch distance alone,
+    the descriptors alone and both, each scored on the test writers' pairs."""
+    rng = np.random.default_rng(random_state)
+    halves = [train[np.isin(writer[train], half)]
+              for half in _split_halves(writer[train], rng)]
+    train_pairs, train_y, train_distance, rows = [], [], [], []
+    for k, own in enumerate(halves):
+        other = halves[1 - k]
+        inked = own[[masks[i] is not None for i in own]]
+        labels = np.char.add(writer[inked].astype(str),
+                             np.where(genuine[inked], "/genuine", "/forged"))
+        net = train_patch_net([masks[i] for i in inked], labels, epochs=epochs,
+                              seed=random_state + k, verbose=verbose)
+        rows.append(np.full((len(masks), net.head.in_features), np.nan))
+        seen = np.concatenate([other, test])
+        rows[k][seen] = embeddings(net, [masks[i] for i in seen], seed=random_state)
+        # The other half's pairs, formed within it: distances from a network that never saw them.
+        pairs, y, _, _ = _pairs_of(other, writer[other], genuine[other], random_forgeries=1.0,
+                                   return_kind=True, random_state=random_state + k)
+        train_pairs.append(np.asarray(pairs, dtype=np.int64))
+        train_y.append(y)
+        train_distance.append(pair_distances(rows[k], pairs))
+    train_pairs, train_y = np.concatenate(train_pairs), np.concatenate(train_y)
+    train_distance = np.concatenate(train_distance)
+    test_pairs, test_y, claimed, kind = _pairs_of(
+        test, writer[test], genuine[test], n_forgeries_per_genuine_pair=_ALL_PAIRS,
+        random_forgeries=1.0, return_kind=True, random_state=random_state)
+    test_pairs = np.asarray(test_pairs, dtype=np.int64)
+    test_distance = np.mean([pair_distances(r, test_pairs) for r in rows], axis=0)
+
+    def features(pairs, distance, with_patch):
+        differences = descriptor_differences(descriptor_rows, pairs)
+        return np.column_stack([differences, distance]) if with_patch else differences
+
+    out = {"patch alone": _scores(_fold_metrics(test_y, kind, -test_distance, claimed))}
+    for name, with_patch in (("descriptors alone", False), ("descriptors and patch", True)):
+        model = fit_boosted_trees(features(train_pairs, train_distance, with_patch), train_y,
+                                  random_state=random_state)
+        score = model.decision_function(features(test_pairs, test_distance, with_patch))
+        out[name] = _scores(_fold_metrics(test_y, kind, score, claimed))
+    return out
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("data", help="signature folder (any load_signatures layout)")
+    parser.add_argument("--layout", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=6, help="epochs of each patch network")
+    parser.add_argument("--n-splits", type=int, default=5, help="writer folds")
+    parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
+                        help="run only these folds (0-based)")
+    parser.add_argument("--n-jobs", type=int, default=None, help="processes for the masks")
+    parser.add_argument("--out", default=None, help="JSON file for the results")
+    args = parser.parse_args(argv)
+    if args.epochs < 1:
+        parser.error(f"--epochs must be at least 1; got {args.epochs}.")
+    if args.only_folds and not all(0 <= k < args.n_splits for k in args.only_folds):
+        parser.error(f"--only-folds must lie in 0..{args.n_splits - 1}; got {args.only_folds}.")
+    torch.manual_seed(args.seed)
+    items, writer, genuine = _items_of(load_signatures(args.data, layout=args.layout))
+    writer, genuine = np.asarray(writer), np.asarray(genuine)
+    start = time.perf_counter()
+    masks, descriptor_rows = masks_and_descriptors(items, n_jobs=args.n_jobs)
+    out = {"data": str(args.data), "n_images": len(items), "epochs": args.epochs,
+           "seed": args.seed, "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "mask_seconds": time.perf_counter() - start, "folds": []}
+    positions = np.arange(len(items))
+    splits = GroupKFold(n_splits=args.n_splits).split(positions, groups=writer)
+    for k, (train, test) in enumerate(splits):
+        if args.only_folds is not None and k not in args.only_folds:
+            continue
+        fold_start = time.perf_counter()
+        fold = evaluate_fold(masks, descriptor_rows, writer, genuine, train, test,
+                             epochs=args.epochs, random_state=args.seed + k, verbose=True)
+        fold.update(fold=k, seconds=time.perf_counter() - fold_start)
+        out["folds"].append(fold)
+        print(f"fold {k} ({fold['seconds']:.0f} s): " + "; ".join(
+            f"{name} {100 * fold[name]['eer_skilled']:.1f} % skilled, "
+            f"{100 * fold[name]['eer_random']:.1f} % random"
+            for name in ("patch alone", "descriptors alone", "descriptors and patch")),
+            flush=True)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
