@@ -120,8 +120,8 @@ def test_main_writes_each_folds_three_scores(patch_net, tmp_path, capsys):
     (["--epochs", "0"], "--epochs must be at least 1; got 0"),
     (["--only-folds", "5"], "--only-folds must lie in 0..4; got [5]"),
 ])
-def test_main_refuses_bad_options_before_reading_scans(patch_net, tmp_path, capsys, args,
-                                                        message):
+def test_main_refuses_bad_options_before_reading_scans(patch_net, tmp_path, capsys,
+                                                       args, message):
     with pytest.raises(SystemExit):
         patch_net.main([str(tmp_path / "missing"), *args])
     assert message in capsys.readouterr().err
