@@ -47,10 +47,11 @@ from skseg._pairs import descriptor_differences
 from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
-from skseg.strokes import _at_stroke_scale, _ridge_widths, stroke_descriptor
+from skseg.strokes import _descriptor_and_stroke_mask
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is no package
-from stroke_cues import ink_mask  # noqa: E402  (the ink exactly as stroke_cues.py finds it)
+# The ink exactly as stroke_cues.py finds it, and the same EERs of a fold.
+from stroke_cues import _eers, ink_mask  # noqa: E402
 
 WINDOW = 32
 # Windows of a scan embedded for its pair distances, at most: a grid of half-overlapping
@@ -60,10 +61,8 @@ BATCH = 256
 
 
 def _mask_and_descriptor(item):
-    ink = ink_mask(item)
-    if ink is None:
-        return None, stroke_descriptor(None)
-    return _at_stroke_scale(ink, np.median(_ridge_widths(ink))), stroke_descriptor(ink)
+    descriptor, mask = _descriptor_and_stroke_mask(ink_mask(item))
+    return mask, descriptor
 
 
 def masks_and_descriptors(items, n_jobs=None):
@@ -183,10 +182,6 @@ def _split_halves(writers, rng):
     return shuffled[: len(shuffled) // 2], shuffled[len(shuffled) // 2 :]
 
 
-def _scores(metrics):
-    return {name: metrics[name] for name in ("eer_skilled", "eer_random", "eer_skilled_writer")}
-
-
 def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epochs=6,
                   random_state=0, verbose=False):
     """One writer fold (``train`` and ``test``: positions): the patch distance alone,
@@ -223,12 +218,12 @@ def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epoch
         differences = descriptor_differences(descriptor_rows, pairs)
         return np.column_stack([differences, distance]) if with_patch else differences
 
-    out = {"patch alone": _scores(_fold_metrics(test_y, kind, -test_distance, claimed))}
+    out = {"patch alone": _eers(_fold_metrics(test_y, kind, -test_distance, claimed))}
     for name, with_patch in (("descriptors alone", False), ("descriptors and patch", True)):
         model = fit_boosted_trees(features(train_pairs, train_distance, with_patch), train_y,
                                   random_state=random_state)
         score = model.decision_function(features(test_pairs, test_distance, with_patch))
-        out[name] = _scores(_fold_metrics(test_y, kind, score, claimed))
+        out[name] = _eers(_fold_metrics(test_y, kind, score, claimed))
     return out
 
 

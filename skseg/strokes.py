@@ -74,8 +74,14 @@ def stroke_descriptor(ink):
     >>> bool(np.isnan(stroke_descriptor(None)).all())
     True
     """
+    return _descriptor_and_stroke_mask(ink)[0]
+
+
+def _descriptor_and_stroke_mask(ink):
+    """:func:`stroke_descriptor` of ``ink`` and the mask at the stroke's scale it
+    computed on the way (:func:`_at_stroke_scale`; None for no ink)."""
     if ink is None:
-        return np.full(N_STROKE_FEATURES, np.nan)
+        return np.full(N_STROKE_FEATURES, np.nan), None
     ink = np.asarray(ink, dtype=bool)
     if ink.ndim != 2 or not ink.any():
         raise ValueError(
@@ -107,11 +113,12 @@ def stroke_descriptor(ink):
     profiles = [np.interp(np.linspace(0, 1, n), np.linspace(0, 1, len(p)), p / area)
                 for p, n in ((ink.sum(axis=0), 16), (ink.sum(axis=1), 8))]
     scaled = _at_stroke_scale(ink, quartiles[1])
-    return np.concatenate([
+    descriptor = np.concatenate([
         box_and_moments, widths_and_roughness, grid / max(grid.sum(), 1e-12), *profiles,
         _direction_histograms(small, [(2, 4), (4, 8)]),
         _neighbour_patterns(scaled),
     ]).astype(np.float64)
+    return descriptor, scaled
 
 
 def _ridge_widths(ink):
