@@ -47,7 +47,7 @@ from skseg._pairs import descriptor_differences
 from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
-from skseg.strokes import _descriptor_and_stroke_mask
+from skseg.strokes import _descriptor_and_stroke_mask, _resized
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is no package
 # The ink exactly as stroke_cues.py finds it, and the same EERs of a fold.
@@ -70,6 +70,18 @@ def masks_and_descriptors(items, n_jobs=None):
     and its stroke descriptor, from one ink mask per item."""
     pairs = Parallel(n_jobs=n_jobs)(delayed(_mask_and_descriptor)(item) for item in items)
     return [m for m, _ in pairs], np.array([d for _, d in pairs], dtype=np.float64)
+
+
+def at_ink_height(masks, reference, height):
+    """``masks`` all resized by one factor, so that the median height of the masks
+    at positions ``reference`` (the training scans) becomes ``height`` pixels: a
+    signature's size in windows alike for data sets whose strokes are thin or wide
+    for their size. Box-averaged, so the masks become ink fractions in [0, 1]."""
+    factor = height / np.median([masks[i].shape[0] for i in reference if masks[i] is not None])
+    return [None if mask is None else
+            _resized(mask, max(8, round(mask.shape[1] * factor)),
+                     max(8, round(mask.shape[0] * factor))).astype(np.float32)
+            for mask in masks]
 
 
 def _window(padded, y, x):
@@ -183,9 +195,13 @@ def _split_halves(writers, rng):
 
 
 def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epochs=6,
-                  random_state=0, verbose=False):
+                  ink_height=None, random_state=0, verbose=False):
     """One writer fold (``train`` and ``test``: positions): the patch distance alone,
-    the descriptors alone and both, each scored on the test writers' pairs."""
+    the descriptors alone and both, each scored on the test writers' pairs. With
+    ``ink_height``, the networks see the masks :func:`at_ink_height`, its factor
+    taken from the training scans."""
+    if ink_height is not None:
+        masks = at_ink_height(masks, train, ink_height)
     rng = np.random.default_rng(random_state)
     halves = [train[np.isin(writer[train], half)]
               for half in _split_halves(writer[train], rng)]
@@ -233,6 +249,9 @@ def main(argv=None):
     parser.add_argument("--layout", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, default=6, help="epochs of each patch network")
+    parser.add_argument("--ink-height", type=float, default=None, metavar="PX",
+                        help="resize each fold's masks so that the training scans' median "
+                             "mask is PX pixels high (default: the stroke's scale only)")
     parser.add_argument("--n-splits", type=int, default=5, help="writer folds")
     parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
                         help="run only these folds (0-based)")
@@ -241,6 +260,9 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.epochs < 1:
         parser.error(f"--epochs must be at least 1; got {args.epochs}.")
+    if args.ink_height is not None and args.ink_height < WINDOW:
+        parser.error(f"--ink-height must be at least the window, {WINDOW} px; "
+                     f"got {args.ink_height}.")
     if args.only_folds and not all(0 <= k < args.n_splits for k in args.only_folds):
         parser.error(f"--only-folds must lie in 0..{args.n_splits - 1}; got {args.only_folds}.")
     torch.manual_seed(args.seed)
@@ -249,7 +271,8 @@ def main(argv=None):
     start = time.perf_counter()
     masks, descriptor_rows = masks_and_descriptors(items, n_jobs=args.n_jobs)
     out = {"data": str(args.data), "n_images": len(items), "epochs": args.epochs,
-           "seed": args.seed, "torch": torch.__version__, "threads": torch.get_num_threads(),
+           "ink_height": args.ink_height, "seed": args.seed, "torch": torch.__version__,
+           "threads": torch.get_num_threads(),
            "mask_seconds": time.perf_counter() - start, "folds": []}
     positions = np.arange(len(items))
     splits = GroupKFold(n_splits=args.n_splits).split(positions, groups=writer)
@@ -258,7 +281,8 @@ def main(argv=None):
             continue
         fold_start = time.perf_counter()
         fold = evaluate_fold(masks, descriptor_rows, writer, genuine, train, test,
-                             epochs=args.epochs, random_state=args.seed + k, verbose=True)
+                             epochs=args.epochs, ink_height=args.ink_height,
+                             random_state=args.seed + k, verbose=True)
         fold.update(fold=k, seconds=time.perf_counter() - fold_start)
         out["folds"].append(fold)
         print(f"fold {k} ({fold['seconds']:.0f} s): " + "; ".join(

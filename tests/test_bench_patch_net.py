@@ -51,6 +51,16 @@ def test_grid_windows_hold_ink_and_are_capped(patch_net):
     assert len(windows) == 1 and windows.sum() == 1
 
 
+def test_at_ink_height_brings_the_reference_masks_median_to_the_height(patch_net):
+    masks = [np.ones((h, 3 * h), dtype=bool) for h in (60, 80, 100, 400)] + [None]
+    resized = patch_net.at_ink_height(masks, [0, 1, 2, 4], 40)  # the median of 60, 80, 100
+    assert [m.shape for m in resized[:4]] == [(30, 90), (40, 120), (50, 150), (200, 600)]
+    assert resized[4] is None and all(m.dtype == np.float32 for m in resized[:4])
+    half = np.zeros((80, 80), dtype=bool)
+    half[:, ::2] = True  # one column in two: box-averaged, half ink (to 8 bits) everywhere
+    assert np.allclose(patch_net.at_ink_height([half], [0], 40)[0], 0.5, atol=1 / 255)
+
+
 def test_the_network_learns_what_tells_its_classes_apart(patch_net):
     rng = np.random.default_rng(0)
     masks = _lines(True, 12, rng) + _lines(False, 12, rng)
@@ -110,15 +120,17 @@ def test_main_writes_each_folds_three_scores(patch_net, tmp_path, capsys):
     folder = write_signature_folder(tmp_path / "data", random_state=1, n_writers=6)
     out = tmp_path / "patch.json"
     patch_net.main([str(folder), "--epochs", "1", "--n-splits", "3", "--only-folds", "1",
-                    "--n-jobs", "1", "--out", str(out)])
+                    "--ink-height", "48", "--n-jobs", "1", "--out", str(out)])
     written = json.loads(out.read_text())
     assert written["n_images"] == 6 * 7 and [f["fold"] for f in written["folds"]] == [1]
+    assert written["ink_height"] == 48
     assert "patch alone" in written["folds"][0] and "fold 1" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("args, message", [
     (["--epochs", "0"], "--epochs must be at least 1; got 0"),
     (["--only-folds", "5"], "--only-folds must lie in 0..4; got [5]"),
+    (["--ink-height", "10"], "--ink-height must be at least the window, 32 px; got 10.0"),
 ])
 def test_main_refuses_bad_options_before_reading_scans(patch_net, tmp_path, capsys,
                                                        args, message):
