@@ -47,7 +47,7 @@ from skseg._pairs import descriptor_differences
 from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
-from skseg.strokes import _descriptor_and_stroke_mask, _resized
+from skseg.strokes import _descriptor_and_stroke_mask, _scaled
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is no package
 # The ink exactly as stroke_cues.py finds it, and the same EERs of a fold.
@@ -78,10 +78,7 @@ def at_ink_height(masks, reference, height):
     signature's size in windows alike for data sets whose strokes are thin or wide
     for their size. Box-averaged, so the masks become ink fractions in [0, 1]."""
     factor = height / np.median([masks[i].shape[0] for i in reference if masks[i] is not None])
-    return [None if mask is None else
-            _resized(mask, max(8, round(mask.shape[1] * factor)),
-                     max(8, round(mask.shape[0] * factor))).astype(np.float32)
-            for mask in masks]
+    return [None if mask is None else _scaled(mask, factor).astype(np.float32) for mask in masks]
 
 
 def _window(padded, y, x):

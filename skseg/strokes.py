@@ -132,9 +132,7 @@ def _at_stroke_scale(ink, median_width):
     """The mask ``ink`` resized so that its median ridge width ``median_width`` (see
     :func:`_ridge_widths`) becomes about 2 pixels (shrunk at most 5 times, never
     enlarged): how the pen moved, alike for scans of any resolution."""
-    height, width = ink.shape
-    scale = float(np.clip(2.0 / max(median_width, 0.5), 0.2, 1.0))
-    return _resized(ink, max(8, round(width * scale)), max(8, round(height * scale))) > 0.5
+    return _scaled(ink, float(np.clip(2.0 / max(median_width, 0.5), 0.2, 1.0))) > 0.5
 
 
 def _direction_histograms(image, grids):
@@ -170,6 +168,12 @@ def _neighbour_patterns(ink):
         code |= padded[dy:dy + height, dx:dx + width].astype(np.int64) << bit
     histogram = np.bincount(code[ink], minlength=256).astype(np.float64)
     return histogram / max(histogram.sum(), 1.0)
+
+
+def _scaled(ink, scale):
+    """The mask :func:`_resized` by the factor ``scale``, at least 8 pixels a side."""
+    height, width = ink.shape
+    return _resized(ink, max(8, round(width * scale)), max(8, round(height * scale)))
 
 
 def _resized(ink, width, height):
