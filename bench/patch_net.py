@@ -4,12 +4,13 @@ each scan tell, writer-independently, alone and with the stroke descriptors.
 :class:`~skseg.SiameseVerifier`'s network sees the whole signature fitted to
 155 x 220 pixels; the stroke descriptors (:mod:`skseg.strokes`) see the ink at
 the scan's own resolution, but only through hand-made histograms. This script
-trains a small CNN on 32 x 32 windows of each scan's ink mask brought to the
-scale of the stroke (the median stroke about 2 pixels wide, as the descriptors'
-3 x 3 ink patterns see it), to tell the training writers' genuine windows and
-their forgers' windows apart: one class per writer and kind. A scan's embedding
-is the mean of its windows' (L2-normalised) embeddings; a pair's distance is the
-Euclidean distance between its two scans' embeddings.
+trains :mod:`skseg.patches`' small CNN (the verifier's patch term's) on 32 x 32
+windows of each scan's ink mask brought to the scale of the stroke (the median
+stroke about 2 pixels wide, as the descriptors' 3 x 3 ink patterns see it), to
+tell the training writers' genuine windows and their forgers' windows apart: one
+class per writer and kind. A scan's embedding is the mean of its windows'
+(L2-normalised) embeddings; a pair's distance is the Euclidean distance between
+its two scans' embeddings.
 
 Each writer fold is ``skseg benchmark``'s (same ``GroupKFold`` split, test pairs
 formed the same way). The training writers are split in two halves and a
@@ -37,27 +38,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from joblib import Parallel, delayed
 from sklearn.model_selection import GroupKFold
-from torch import nn
 
 from skseg._boosting import fit_boosted_trees
 from skseg._pairs import descriptor_differences
 from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
+# The windows, the network, its training and embeddings: the verifier's patch term's.
+from skseg.patches import WINDOW, embed_masks, pair_distances, train_patch_net
 from skseg.strokes import _descriptor_and_stroke_mask, _scaled
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is no package
 # The ink exactly as stroke_cues.py finds it, and the same EERs of a fold.
 from stroke_cues import _eers, ink_mask  # noqa: E402
-
-WINDOW = 32
-# Windows of a scan embedded for its pair distances, at most: a grid of half-overlapping
-# windows that hold ink, subsampled beyond this.
-MAX_WINDOWS = 96
-BATCH = 256
 
 
 def _mask_and_descriptor(item):
@@ -81,114 +76,10 @@ def at_ink_height(masks, reference, height):
     return [None if mask is None else _scaled(mask, factor).astype(np.float32) for mask in masks]
 
 
-def _window(padded, y, x):
-    """The ``WINDOW`` x ``WINDOW`` window centred on (y, x) of the unpadded mask."""
-    return padded[y : y + WINDOW, x : x + WINDOW]
-
-
-def _padded(mask):
-    return np.pad(mask.astype(np.float32), WINDOW // 2)
-
-
-def random_windows(mask, n, rng):
-    """``n`` windows centred on ink pixels drawn at random, shape (n, WINDOW, WINDOW)."""
-    ys, xs = np.nonzero(mask)
-    picks = rng.integers(0, len(ys), n)
-    padded = _padded(mask)
-    return np.stack([_window(padded, ys[i], xs[i]) for i in picks])
-
-
-def grid_windows(mask, rng):
-    """Half-overlapping windows on a grid over the mask that hold at least 3 % ink
-    (the window on the first ink pixel if none does), at most ``MAX_WINDOWS``."""
-    padded = _padded(mask)
-    step = WINDOW // 2
-    windows = [_window(padded, y, x) for y in range(step // 2, mask.shape[0], step)
-               for x in range(step // 2, mask.shape[1], step)]
-    windows = [w for w in windows if w.mean() >= 0.03] or [_window(padded, *np.argwhere(mask)[0])]
-    windows = np.stack(windows)
-    if len(windows) > MAX_WINDOWS:
-        windows = windows[rng.choice(len(windows), MAX_WINDOWS, replace=False)]
-    return windows
-
-
-class PatchNet(nn.Module):
-    """Three blocks of two 3 x 3 convolutions (``width``, 2x and 4x channels), max
-    pooling between them, global average pooling: an embedding of ``4 * width``
-    numbers; ``head`` classifies it during training only."""
-
-    def __init__(self, n_classes, width=16):
-        super().__init__()
-        layers, channels = [], 1
-        for block, out in enumerate((width, 2 * width, 4 * width)):
-            for _ in range(2):
-                layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False),
-                           nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
-                channels = out
-            layers.append(nn.MaxPool2d(2) if block < 2 else nn.AdaptiveAvgPool2d(1))
-        self.features = nn.Sequential(*layers, nn.Flatten())
-        self.head = nn.Linear(channels, n_classes)
-
-    def forward(self, x):
-        return self.head(self.features(x))
-
-
-def train_patch_net(masks, labels, *, epochs=6, windows_per_image=32, lr=2e-3, seed=0,
-                    verbose=False):
-    """A :class:`PatchNet` trained to tell ``labels`` (one per mask) apart from
-    ``windows_per_image`` random windows of each mask per epoch (cross-entropy,
-    AdamW with a one-cycle schedule)."""
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    classes, target = np.unique(labels, return_inverse=True)
-    net = PatchNet(len(classes))
-    optimizer = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
-    n_windows = len(masks) * windows_per_image
-    schedule = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, lr, total_steps=epochs * -(-n_windows // BATCH))
-    windows_target = torch.from_numpy(np.repeat(target, windows_per_image))
-    net.train()
-    for epoch in range(epochs):
-        windows = torch.from_numpy(np.concatenate(
-            [random_windows(m, windows_per_image, rng) for m in masks]))[:, None]
-        order = torch.from_numpy(rng.permutation(n_windows))
-        total = 0.0
-        for start in range(0, n_windows, BATCH):
-            batch = order[start : start + BATCH]
-            loss = F.cross_entropy(net(windows[batch]), windows_target[batch])
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            total += loss.item() * len(batch)
-        if verbose:
-            print(f"    epoch {epoch + 1}/{epochs}: loss {total / n_windows:.3f}", flush=True)
-    return net.eval()
-
-
-@torch.no_grad()
-def embeddings(net, masks, seed=0):
-    """One row per mask: the L2-normalised mean of its grid windows' L2-normalised
-    embeddings (NaN for a scan without ink)."""
-    rng = np.random.default_rng(seed)
-    rows = np.full((len(masks), net.head.in_features), np.nan)
-    for k, mask in enumerate(masks):
-        if mask is not None:
-            windows = torch.from_numpy(grid_windows(mask, rng))[:, None]
-            rows[k] = F.normalize(F.normalize(net.features(windows)).mean(0), dim=0).numpy()
-    return rows
-
-
-def pair_distances(rows, pairs):
-    """Euclidean distance between the two rows each ``(n_pairs, 2)`` index row names."""
-    pairs = np.asarray(pairs, dtype=np.int64)
-    return np.linalg.norm(rows[pairs[:, 0]] - rows[pairs[:, 1]], axis=1)
-
-
 def _split_halves(writers, rng):
     """The distinct ``writers`` in two halves drawn at random."""
     shuffled = rng.permutation(np.unique(writers))
-    return shuffled[: len(shuffled) // 2], shuffled[len(shuffled) // 2 :]
+    return shuffled[: len(shuffled) // 2], shuffled[len(shuffled) // 2:]
 
 
 def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epochs=6,
@@ -212,7 +103,7 @@ def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epoch
                               seed=random_state + k, verbose=verbose)
         rows.append(np.full((len(masks), net.head.in_features), np.nan))
         seen = np.concatenate([other, test])
-        rows[k][seen] = embeddings(net, [masks[i] for i in seen], seed=random_state)
+        rows[k][seen] = embed_masks(net, [masks[i] for i in seen], seed=random_state)
         # The other half's pairs, formed within it: distances from a network that never saw them.
         pairs, y, _, _ = _pairs_of(other, writer[other], genuine[other], random_forgeries=1.0,
                                    return_kind=True, random_state=random_state + k)

@@ -1,10 +1,12 @@
-"""bench/patch_net.py: the windows, the patch network, its cross-fitting and its report."""
+"""bench/patch_net.py: its masks, its cross-fitting and its report (the windows and the
+network are skseg.patches', tested in tests/test_patches.py)."""
 
 import json
 
 import numpy as np
 import pytest
 
+from skseg import patches
 from skseg.datasets import make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 
@@ -17,38 +19,10 @@ def patch_net():
         yield module
 
 
-def _lines(horizontal, n, rng, size=(60, 90)):
-    """``n`` masks of a few 2-pixel lines, all horizontal or all vertical."""
-    masks = []
-    for _ in range(n):
-        mask = np.zeros(size, dtype=bool)
-        for at in rng.choice(np.arange(5, min(size) - 5), 4, replace=False):
-            if horizontal:
-                mask[at : at + 2, 5:-5] = True
-            else:
-                mask[5:-5, at : at + 2] = True
-        masks.append(mask)
-    return masks
-
-
-def test_random_windows_are_centred_on_ink(patch_net):
-    mask = np.zeros((40, 70), dtype=bool)
-    mask[3, 2] = mask[30, 65] = True  # near the edges: the windows are padded
-    windows = patch_net.random_windows(mask, 20, np.random.default_rng(0))
-    half = patch_net.WINDOW // 2
-    assert windows.shape == (20, patch_net.WINDOW, patch_net.WINDOW)
-    assert (windows[:, half, half] == 1).all()
-    assert set(windows.sum(axis=(1, 2)).tolist()) == {1.0}
-
-
-def test_grid_windows_hold_ink_and_are_capped(patch_net):
-    rng = np.random.default_rng(0)
-    full = np.ones((400, 600), dtype=bool)
-    assert len(patch_net.grid_windows(full, rng)) == patch_net.MAX_WINDOWS
-    dot = np.zeros((100, 100), dtype=bool)
-    dot[50, 50] = True  # too little ink for any grid window: the window on the ink
-    windows = patch_net.grid_windows(dot, rng)
-    assert len(windows) == 1 and windows.sum() == 1
+def test_the_network_is_the_packages(patch_net):
+    for name in ("WINDOW", "train_patch_net", "embed_masks", "pair_distances"):
+        assert getattr(patch_net, name) is getattr(patches, name)
+    assert not hasattr(patch_net, "PatchNet") and not hasattr(patch_net, "grid_windows")
 
 
 def test_at_ink_height_brings_the_reference_masks_median_to_the_height(patch_net):
@@ -61,49 +35,25 @@ def test_at_ink_height_brings_the_reference_masks_median_to_the_height(patch_net
     assert np.allclose(patch_net.at_ink_height([half], [0], 40)[0], 0.5, atol=1 / 255)
 
 
-def test_the_network_learns_what_tells_its_classes_apart(patch_net):
-    rng = np.random.default_rng(0)
-    masks = _lines(True, 12, rng) + _lines(False, 12, rng)
-    labels = np.repeat(["flat", "upright"], 12)
-    net = patch_net.train_patch_net(masks, labels, epochs=4, windows_per_image=64, seed=0)
-    centres = patch_net.embeddings(net, masks).reshape(2, 12, -1).mean(axis=1)
-    new = _lines(True, 4, rng) + _lines(False, 4, rng)
-    rows = patch_net.embeddings(net, new)
-    assert np.allclose(np.linalg.norm(rows, axis=1), 1)
-    # New masks lie nearer their own class's centre than the other's.
-    nearest = np.linalg.norm(rows[:, None] - centres[None], axis=2).argmin(axis=1)
-    assert nearest.tolist() == [0] * 4 + [1] * 4
-    # The distances between two such masks, more apart across the classes than within.
-    same = patch_net.pair_distances(rows, [[0, 1], [2, 3], [4, 5], [6, 7]])
-    other = patch_net.pair_distances(rows, [[0, 4], [1, 5], [2, 6], [3, 7]])
-    assert same.mean() < other.mean() / 2
-
-
-def test_a_scan_without_ink_has_no_embedding(patch_net):
-    rng = np.random.default_rng(0)
-    net = patch_net.train_patch_net(_lines(True, 2, rng), ["a", "b"], epochs=1, seed=0)
-    rows = patch_net.embeddings(net, [None, _lines(True, 1, rng)[0]])
-    assert np.isnan(rows[0]).all() and np.isfinite(rows[1]).all()
-
-
 def test_no_training_pair_is_scored_by_a_network_that_saw_its_writer(patch_net, monkeypatch):
     data = make_synthetic_signatures(n_writers=6, n_genuine=3, n_forgeries=2, random_state=0)
     items, writer, genuine = _items_of(data)
     writer, genuine = np.asarray(writer), np.asarray(genuine)
     masks, rows = patch_net.masks_and_descriptors(items, n_jobs=1)
     trained, embedded = [], []
-    train_patch_net, embeddings = patch_net.train_patch_net, patch_net.embeddings
+    train_patch_net, embed_masks = patch_net.train_patch_net, patch_net.embed_masks
 
     def recording_train(masks, labels, **kwargs):
         trained.append({id(m) for m in masks})
         return train_patch_net(masks, labels, **{**kwargs, "epochs": 1})
 
-    def recording_embeddings(net, masks, seed=0):
+    def recording_embed(net, masks, **kwargs):
         embedded.append({id(m) for m in masks})
-        return embeddings(net, masks, seed)
+        assert kwargs == {"seed": 0}  # one generator through the masks: bench results kept
+        return embed_masks(net, masks, **kwargs)
 
     monkeypatch.setattr(patch_net, "train_patch_net", recording_train)
-    monkeypatch.setattr(patch_net, "embeddings", recording_embeddings)
+    monkeypatch.setattr(patch_net, "embed_masks", recording_embed)
     positions = np.arange(len(items))
     tested = np.isin(writer, np.unique(writer)[-2:])  # two writers, so random forgeries too
     train, test = positions[~tested], positions[tested]
