@@ -44,6 +44,12 @@ class PairedCanvases:
         no ink), as :class:`~skseg.SignaturePreprocessor` computes them
         (``stroke_descriptors=True``); :class:`~skseg.SiameseVerifier` learns
         from the differences of a pair's two (``stroke_weight``). None: not known.
+    masks : sequence of n_images 2-D arrays or None, default=None
+        Each image's ink mask at the scale of the stroke (None where an image
+        has no ink), as :class:`~skseg.SignaturePreprocessor` keeps them
+        (``stroke_masks=True``); :class:`~skseg.SiameseVerifier`'s network of
+        small windows learns from them (``patch_weight``). Kept as an object
+        array, never copied. None: not known.
 
     Examples
     --------
@@ -55,7 +61,7 @@ class PairedCanvases:
     ((3, 2, 4, 5), (2, 2, 4, 5), (3, 2, 4, 5))
     """
 
-    def __init__(self, images, index, sizes=None, strokes=None):
+    def __init__(self, images, index, sizes=None, strokes=None, masks=None):
         images = np.asarray(images)
         index = np.asarray(index)
         if images.ndim != 3 or images.dtype != np.uint8:
@@ -96,10 +102,13 @@ class PairedCanvases:
                     "PairedCanvases: strokes must have shape (n_images, n_features), one "
                     f"descriptor per image of the {len(images)}; got {strokes.shape}."
                 )
+        if masks is not None:
+            masks = _as_masks(masks, len(images))
         self.images = images
         self.index = index.astype(np.int64, copy=False)
         self.sizes = sizes
         self.strokes = strokes
+        self.masks = masks
 
     @property
     def shape(self):
@@ -118,20 +127,44 @@ class PairedCanvases:
             return np.asarray(self)[key]
         if isinstance(key, Integral):
             return self.images[self.index[key]]
-        return PairedCanvases(self.images, self.index[key], self.sizes, self.strokes)
+        return PairedCanvases(self.images, self.index[key], self.sizes, self.strokes,
+                              self.masks)
 
     def __array__(self, dtype=None, copy=None):
         out = self.images[self.index]
         return out if dtype is None else out.astype(dtype)
 
     def __repr__(self):
-        carried = [name for name, value in (("sizes", self.sizes), ("strokes", self.strokes))
-                   if value is not None]
-        sized = f", with {' and '.join(carried)}" if carried else ""
+        carried = [name for name, value in (("sizes", self.sizes), ("strokes", self.strokes),
+                                            ("masks", self.masks)) if value is not None]
+        sized = f", with {', '.join(carried[:-1])} and {carried[-1]}" if len(carried) > 1 else (
+            f", with {carried[0]}" if carried else "")
         return (
             f"PairedCanvases({len(self.index)} pairs of {self.images.shape[1:]} canvases, "
             f"{len(self.images)} distinct images{sized})"
         )
+
+
+def _as_masks(masks, n_images):
+    """``masks`` as an object array of ``n_images`` 2-D arrays or None, or a refusal
+    naming the image at fault."""
+    if isinstance(masks, np.ndarray) and masks.dtype == object and masks.ndim == 1:
+        out = masks
+    else:
+        out = np.empty(len(masks), dtype=object)
+        out[:] = list(masks)
+    if len(out) != n_images:
+        raise ValueError(
+            f"PairedCanvases: masks must hold one mask per image of the {n_images}; "
+            f"got {len(out)}."
+        )
+    for i, mask in enumerate(out):
+        if mask is not None and (not isinstance(mask, np.ndarray) or mask.ndim != 2):
+            raise ValueError(
+                f"PairedCanvases: mask {i} must be a 2-D array (or None for an image "
+                f"without ink); got {type(mask).__name__} of shape {np.shape(mask)}."
+            )
+    return out
 
 
 def size_distances(X):
