@@ -51,19 +51,26 @@ def _as_pipeline(model):
 
     if isinstance(model, Pipeline):
         return model
-    return Pipeline([("prep", SignaturePreprocessor(canvas_size=model.canvas_shape_)),
-                     ("clf", model)])
+    prep = SignaturePreprocessor(canvas_size=model.canvas_shape_,
+                                 stroke_masks=model.patch_weight_ > 0)
+    return Pipeline([("prep", prep), ("clf", model)])
 
 
 def _training_params(args):
     """The verifier parameters the training options give (those left out: None)."""
     params = {"random_state": args.seed, "device": args.device}
     for name in ("backbone", "loss", "margin", "local_weight", "size_weight", "stroke_weight",
-                 "max_epochs", "lr", "validation_fraction", "mixed_precision"):
+                 "patch_weight", "max_epochs", "lr", "validation_fraction", "mixed_precision"):
         value = getattr(args, name, None)
         if value is not None:
             params[name] = value
     return params
+
+
+def _wants_masks(args):
+    """Whether ``--patch-weight`` asks for the patch term, whose network needs each
+    scan's stroke-scale mask from the preprocessor."""
+    return getattr(args, "patch_weight", None) not in (None, 0.0)
 
 
 def _verifier(args, **overrides):
@@ -138,7 +145,8 @@ def cmd_fit(args):
         raise ValueError("--freeze keeps parameters of the --start-from model as they are; "
                          "without --start-from there is nothing to keep.")
     else:
-        prep = SignaturePreprocessor(n_jobs=-1, ink_size_unit=args.ink_size_unit or "pixels")
+        prep = SignaturePreprocessor(n_jobs=-1, ink_size_unit=args.ink_size_unit or "pixels",
+                                     stroke_masks=_wants_masks(args))
         model = Pipeline([("prep", prep), ("clf", _verifier(args, verbose=2))])
     pairs, y = [], []
     for folder in args.data_dir:
@@ -168,6 +176,8 @@ def _fine_tuned_model(args):
             "option out."
         )
     prep.set_params(n_jobs=-1)
+    if _wants_masks(args):
+        prep.set_params(stroke_masks=True)
     # The threshold is chosen anew: on held-out writers, as a fresh fit does, even
     # where the saved model trained on every writer (validation_fraction=0).
     from .verifier import SiameseVerifier
@@ -245,7 +255,7 @@ def cmd_benchmark(args):
     from .preprocessing import SignaturePreprocessor
 
     verifier = _verifier(args, verbose=int(args.verbose))
-    preprocessor = SignaturePreprocessor(n_jobs=-1)
+    preprocessor = SignaturePreprocessor(n_jobs=-1, stroke_masks=_wants_masks(args))
     pretrain_verifier = None
     if args.pretrain_epochs is not None:
         pretrain_verifier = _default_pretrain_verifier(verifier).set_params(
@@ -279,8 +289,8 @@ def cmd_benchmark(args):
 
 
 def _auto_or_number(text):
-    """``--size-weight``, ``--stroke-weight``: "auto" or a number (the verifier checks
-    its range)."""
+    """``--size-weight``, ``--stroke-weight``, ``--patch-weight``: "auto" or a number
+    (the verifier checks its range)."""
     if text == "auto":
         return text
     try:
@@ -308,6 +318,11 @@ def _add_training_options(parser, epochs_default=None):
                         help="weight of what the two signatures' stroke descriptors tell: "
                         "auto (chosen on validation writers, the default) or a number >= 0; "
                         "0: the network (and size term) alone")
+    parser.add_argument("--patch-weight", type=_auto_or_number, default=None,
+                        help="weight of the patch network's distance (a second, small "
+                        "network on windows of the ink at the stroke's scale; minutes more "
+                        "training): auto (chosen on validation writers) or a number >= 0 "
+                        "(default: the verifier's, 0: without it)")
     parser.add_argument("--epochs", dest="max_epochs", type=int, default=epochs_default,
                         help="training epochs (default: the verifier's default)")
     parser.add_argument("--lr", type=float, default=None,

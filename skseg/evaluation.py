@@ -163,17 +163,15 @@ def cross_validate_writers(
     pretraining = (None if pretrain_data is None
                    else _extra_corpus(pretrain_data, items, name="pretrain_data"))
 
-    canvases, sizes, strokes = preprocessor.transform_with_cues(items)
+    canvases, sizes, strokes, masks = _cues(preprocessor, items)
     positions = np.arange(len(canvases))
     extra_pairs, extra_y = np.empty((0, 2), dtype=np.int64), np.empty(0, dtype=int)
     if extra is not None:
         # One bank for both corpora: the extra canvases follow the main ones.
-        extra_canvases, extra_sizes, extra_strokes = preprocessor.transform_with_cues(
-            extra.images)
-        canvases = np.concatenate([canvases, extra_canvases])
-        sizes = np.concatenate([sizes, extra_sizes])
-        if strokes is not None:
-            strokes = np.concatenate([strokes, extra_strokes])
+        extra_cues = _cues(preprocessor, extra.images)
+        canvases, sizes, strokes, masks = (
+            None if main is None else np.concatenate([main, more])
+            for main, more in zip((canvases, sizes, strokes, masks), extra_cues))
         extra_pairs, extra_y, _ = _pairs_of(np.arange(len(items), len(canvases)), extra.writer,
                                             extra.genuine, random_state=random_state)
     splits = list(enumerate(GroupKFold(n_splits=n_splits).split(positions, groups=writer)))
@@ -219,10 +217,10 @@ def cross_validate_writers(
         train_pairs = np.concatenate([train_pairs, extra_pairs]).astype(np.int64)
         y_train = np.concatenate([y_train, extra_y])
         start = time.perf_counter()
-        fold_verifier.fit(PairedCanvases(canvases, train_pairs, sizes, strokes), y_train)
+        fold_verifier.fit(PairedCanvases(canvases, train_pairs, sizes, strokes, masks), y_train)
         train_seconds = time.perf_counter() - start
         decision = fold_verifier.decision_function(
-            PairedCanvases(canvases, test_pairs.astype(np.int64), sizes, strokes)
+            PairedCanvases(canvases, test_pairs.astype(np.int64), sizes, strokes, masks)
         )
         results.append({
             "fold": k,
@@ -237,6 +235,9 @@ def cross_validate_writers(
             # The validation writers' EER per weight: how sharply they chose it.
             "stroke_weight_eers": {f"{w:g}": e for w, e in
                                    fold_verifier.stroke_weight_eers_.items()},
+            "patch_weight": float(fold_verifier.patch_weight_),
+            "patch_weight_eers": {f"{w:g}": e for w, e in
+                                  fold_verifier.patch_weight_eers_.items()},
             **_fold_metrics(y_test, kind, decision, claimed_writer),
             "train_seconds": train_seconds,
         })
@@ -301,11 +302,19 @@ def _check_same_network(pretrain_verifier, verifier):
 def _pretrain(verifier, corpus, preprocessor, random_state):
     """A clone of ``verifier`` trained on the SigNet pairs of every writer of ``corpus``
     (a Bunch of images, writer and genuine, as :func:`_extra_corpus` returns)."""
-    canvases, sizes, strokes = preprocessor.transform_with_cues(corpus.images)
+    canvases, sizes, strokes, masks = _cues(preprocessor, corpus.images)
     pairs, y, _ = _pairs_of(np.arange(len(canvases)), corpus.writer, corpus.genuine,
                             random_state=random_state)
     model = clone(verifier).set_params(warm_start=False)
-    return model.fit(PairedCanvases(canvases, pairs.astype(np.int64), sizes, strokes), y)
+    return model.fit(PairedCanvases(canvases, pairs.astype(np.int64), sizes, strokes, masks), y)
+
+
+def _cues(preprocessor, images):
+    """Canvases, ink sizes, stroke descriptors and stroke-scale masks of ``images``
+    (None for what ``preprocessor`` is not asked to keep)."""
+    if preprocessor.stroke_masks:
+        return preprocessor.transform_with_cues(images, return_masks=True)
+    return (*preprocessor.transform_with_cues(images), None)
 
 
 def _fine_tuning_clone(verifier, pretrained):

@@ -4,7 +4,8 @@
 arbitrary code: never load one from a source you do not trust. :func:`save`
 writes one ``.safetensors`` file instead: the network weights as tensors and
 the settings and fitted values as JSON in the file's header (the stroke
-classifier's trees as tensors of their nodes). :func:`load`
+classifier's trees as tensors of their nodes, the patch network's weights as
+tensors too). :func:`load`
 reads only that, rebuilds the model from the package's own classes, and
 refuses anything else. The optimizer state is not saved: the loaded model
 predicts, and can be refitted or fine-tuned from its weights with a new
@@ -24,15 +25,19 @@ from sklearn.utils.validation import check_is_fitted
 from . import __version__
 from ._boosting import BoostedTrees
 from .nn import BACKBONES
+from .patches import PatchNet
 from .preprocessing import SignaturePreprocessor
 from .verifier import SiameseVerifier
 
 FORMAT = "skseg.verifier"
-# 2: adds the stroke term (its weight and trees); version 1 files still load.
-FORMAT_VERSION = 2
-_READABLE_VERSIONS = (1, 2)
-# Tensor names of the stroke classifier's arrays, apart from the network's weights.
+# 2: adds the stroke term (its weight and trees); 3: the patch term (its weight,
+# median and network). Files of earlier versions still load.
+FORMAT_VERSION = 3
+_READABLE_VERSIONS = (1, 2, 3)
+# Tensor names of the stroke classifier's arrays and of the patch network's weights,
+# apart from the Siamese network's weights.
 _STROKE_PREFIX = "stroke_model."
+_PATCH_PREFIX = "patch_net."
 
 # Verifier parameters that only matter for training; a loaded model keeps the defaults.
 _TRAINING_ONLY = ("optimizer", "callbacks", "accelerate")
@@ -75,6 +80,9 @@ def _verifier_settings(verifier):
         # JSON keys are strings: the weight curves go as [weight, EER] rows.
         "size_weight_eers": [[w, e] for w, e in verifier.size_weight_eers_.items()],
         "stroke_weight_eers": [[w, e] for w, e in verifier.stroke_weight_eers_.items()],
+        "patch_weight": float(verifier.patch_weight_),
+        "patch_weight_eers": [[w, e] for w, e in verifier.patch_weight_eers_.items()],
+        "patch_median": float(verifier.patch_median_),
         "proba_scale": float(verifier.proba_scale_),
         "validation_eer": float(verifier.validation_eer_),
         "canvas_shape": list(verifier.canvas_shape_),
@@ -136,6 +144,9 @@ def save(model, path):
     if verifier.stroke_model_ is not None:
         state.update({_STROKE_PREFIX + name: torch.from_numpy(np.ascontiguousarray(array))
                       for name, array in verifier.stroke_model_.as_arrays().items()})
+    if verifier.patch_net_ is not None:
+        state.update({_PATCH_PREFIX + name: tensor.detach().cpu().contiguous()
+                      for name, tensor in verifier.patch_net_.state_dict().items()})
     save_file(state, str(path), metadata={"skseg": json.dumps(header)})
 
 
@@ -209,6 +220,7 @@ def _rebuild_verifier(settings, state, device, path):
         except ValueError as err:
             raise ValueError(f"{str(path)!r}: the stroke term's trees are incomplete: "
                              f"{err}") from err
+    _rebuild_patch_term(verifier, settings, state, path)
     verifier.local_weight_ = verifier._local_weight()
     verifier.proba_scale_ = settings["proba_scale"]
     verifier.validation_eer_ = settings["validation_eer"]
@@ -222,3 +234,25 @@ def _rebuild_verifier(settings, state, device, path):
                          f"{err}") from err
     verifier.net_.module_.to(verifier.device_).eval()
     return verifier
+
+
+def _rebuild_patch_term(verifier, settings, state, path):
+    """Set the patch term's fitted values, and take its network's weights out of
+    ``state`` (files from before the patch term have none)."""
+    patch_state = {key[len(_PATCH_PREFIX):]: state.pop(key)
+                   for key in list(state) if key.startswith(_PATCH_PREFIX)}
+    verifier.patch_weight_ = settings.get("patch_weight", 0.0)
+    verifier.patch_weight_eers_ = dict(settings.get("patch_weight_eers", []))
+    verifier.patch_median_ = settings.get("patch_median", float("nan"))
+    verifier.patch_net_ = None
+    if verifier.patch_weight_ == 0:
+        return
+    if "head.weight" not in patch_state:
+        raise ValueError(f"{str(path)!r}: the patch term's network weights are missing.")
+    net = PatchNet(n_classes=patch_state["head.weight"].shape[0])
+    try:
+        net.load_state_dict(patch_state)
+    except RuntimeError as err:
+        raise ValueError(f"{str(path)!r}: the patch network's weights do not fit it: "
+                         f"{err}") from err
+    verifier.patch_net_ = net.to(verifier.device_).eval()

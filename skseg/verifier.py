@@ -20,6 +20,7 @@ from ._boosting import fit_boosted_trees
 from ._pairs import PairedCanvases, as_bank, size_distances, stroke_differences, to_canvases
 from .nn import BACKBONES, DISTANCES, LOSSES, PairDataset, SiameseModule, SiameseNet
 from .nn.batching import image_clusters
+from .patches import embed_masks, pair_classes, pair_distances, train_patch_net
 from .threshold import STRATEGIES, choose_threshold, equal_error_rate_from_roc, roc_curve
 
 #: Weights of the size term that ``size_weight="auto"`` tries (0: the network alone).
@@ -33,6 +34,15 @@ SIZE_WEIGHTS = (0.0, 0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 6
 #: distances 0 to 2: real scans chose 1/32 to 1/4; the grid reaches 8 for the
 #: wider logits of the ``"bce"`` head.
 STROKE_WEIGHTS = (0.0,) + tuple(2.0 ** k for k in range(-8, 4))
+
+#: Weights of the patch term that ``patch_weight="auto"`` tries (0: without it).
+#: The patch distance lies in [0, 2] like the contrastive loss's, about 0.1 to
+#: 0.6 on real scans; CEDAR's held-out writers chose about 0.3 to 3.
+PATCH_WEIGHTS = (0.0,) + tuple(2.0 ** k for k in range(-5, 4))
+
+#: How the patch network trains (:func:`skseg.patches.train_patch_net`'s settings),
+#: as ``bench/patch_net.py`` measured it: 6 passes over 32 windows drawn per image.
+PATCH_TRAINING = {"epochs": 6, "windows_per_image": 32}
 
 #: The weight of the local match that ``local_weight="auto"`` uses where it applies.
 AUTO_LOCAL_WEIGHT = 0.5
@@ -195,6 +205,23 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         10.5 % on Dutch SigComp 2011, in every fold, and the random-forgery
         EER by about half (see the performance page of the docs); the
         classifier fits in well under a minute on CEDAR on a 2-core CPU.
+    patch_weight : "auto" or float >= 0, default=0.0
+        Weight of the patch term, added to the distance: ``distance +
+        patch_weight * patch_distance``. A second, small network
+        (:class:`skseg.patches.PatchNet`) sees 32 x 32 windows of each image's
+        ink mask at the scale of the stroke, which neither the canvas nor the
+        descriptors show; it learns to tell the training writers' genuine
+        windows from their forgers' (classes read off the labelled pairs:
+        :func:`skseg.patches.pair_classes`), and ``patch_distance`` is the
+        Euclidean distance between the mean window embeddings of a pair's two
+        images. The masks come with the pairs from
+        ``SignaturePreprocessor(stroke_masks=True)``; any weight but 0 refuses
+        pairs without them. ``"auto"``: the weight of :data:`PATCH_WEIGHTS` with
+        the lowest equal error rate on the held-out pairs (size and stroke terms
+        included; 0 if none helps, and 0 without held-out pairs). 0 by default:
+        over 5 writer folds it lowered CEDAR's skilled-forgery EER but left
+        Dutch SigComp 2011's as it was, and it trains for minutes more on a
+        2-core CPU (see the performance page of the docs).
     threshold : "auto" or float, default="auto"
         ``"auto"``: chosen after training on held-out pairs with
         ``threshold_strategy``. A number: a fixed distance threshold (pairs
@@ -214,8 +241,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         fine-tune a model trained on a large corpus (or loaded with
         :func:`skseg.load`) on the writers it will serve. The optimizer starts
         afresh with this fit's ``lr`` (a lower one often suits fine-tuning),
-        and the threshold, the size and stroke weights, the stroke classifier
-        and the probability calibration are chosen anew. The network these
+        and the threshold, the size, stroke and patch weights, the stroke
+        classifier, the patch network and the probability calibration are
+        chosen anew. The network these
         parameters build must take the same weights (same backbone,
         ``embedding_dim``, loss and local matching); otherwise :meth:`fit`
         raises a ``ValueError`` and the fitted model is kept. No
@@ -267,6 +295,18 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         included) for each weight of :data:`STROKE_WEIGHTS`; empty when the
         weight was not chosen there. A curve that falls steeply on few held-out
         writers deserves less trust than its minimum suggests.
+    patch_weight_ : float
+        The weight of the patch term in use (0: none).
+    patch_weight_eers_ : dict of float to float
+        With ``patch_weight="auto"``: the held-out pairs' EER (size and stroke
+        terms included) for each weight of :data:`PATCH_WEIGHTS`; empty when
+        the weight was not chosen there.
+    patch_net_ : skseg.patches.PatchNet or None
+        The network of the patch term, in eval mode on ``device_`` (None when
+        ``patch_weight_`` is 0).
+    patch_median_ : float
+        The held-out pairs' median patch distance, which a pair with an image
+        without ink gets (no evidence either way); NaN without a patch term.
     stroke_model_ : skseg._boosting.BoostedTrees or None
         The trees of the stroke classifier (None when ``stroke_weight_`` is 0);
         its ``decision_function`` of ``|d1 - d2|`` is the log-odds of a
@@ -275,8 +315,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         Slope of the logistic map from ``decision_function`` to ``P(genuine)``,
         fitted on held-out pairs.
     validation_eer_ : float
-        Equal error rate on the held-out pairs, size and stroke terms included
-        (NaN with ``validation_fraction=0``).
+        Equal error rate on the held-out pairs, size, stroke and patch terms
+        included (NaN with ``validation_fraction=0``).
     canvas_shape_ : tuple of int
         ``(H, W)`` of the training canvases; prediction needs the same.
     net_ : skseg.nn.SiameseNet
@@ -319,6 +359,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         "random_negatives": [Interval(Real, 0, None, closed="left")],
         "size_weight": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "stroke_weight": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
+        "patch_weight": [StrOptions({"auto"}), Interval(Real, 0, None, closed="left")],
         "threshold": [StrOptions({"auto"}), Interval(Real, None, None, closed="neither")],
         "threshold_strategy": [StrOptions(set(STRATEGIES))],
         "threshold_target": [Interval(Real, 0, 1, closed="both")],
@@ -353,6 +394,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         random_negatives=1.0,
         size_weight="auto",
         stroke_weight="auto",
+        patch_weight=0.0,
         threshold="auto",
         threshold_strategy="eer",
         threshold_target=0.01,
@@ -385,6 +427,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         self.random_negatives = random_negatives
         self.size_weight = size_weight
         self.stroke_weight = stroke_weight
+        self.patch_weight = patch_weight
         self.threshold = threshold
         self.threshold_strategy = threshold_strategy
         self.threshold_target = threshold_target
@@ -426,8 +469,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X, y):
-        """Train the network on labelled pairs, then the stroke classifier; choose the
-        size and stroke weights and the threshold on the held-out pairs.
+        """Train the network on labelled pairs, then the stroke classifier (and the
+        patch network); choose the size, stroke (and patch) weights and the threshold
+        on the held-out pairs.
 
         Parameters
         ----------
@@ -454,6 +498,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             stroke_differences(X), "stroke_weight", self.stroke_weight,
             "the stroke descriptor of each image", "a plain array, or stroke_descriptors=False",
             "strokes")
+        masks = self._patch_masks(X)
         bank, index = as_bank(X)
         y = column_or_1d(y, warn=True)
         check_consistent_length(index, y)
@@ -474,6 +519,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         train_idx, valid_idx = self._validation_split(index, target, len(bank), rng)
         stroke_seed = int(rng.randint(np.iinfo(np.int32).max))
+        patch_seed = int(rng.randint(np.iinfo(np.int32).max))
 
         images = torch.from_numpy(bank).to(self.device_)  # resident on the device
         train = PairDataset(images, index[train_idx], target[train_idx])
@@ -513,6 +559,9 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         distances = self._fit_stroke_term(stroke_difference, pair_target, train_idx,
                                           calibration_rows, distances, target,
                                           has_validation=valid is not None, seed=stroke_seed)
+        distances = self._fit_patch_term(masks, X, pair_target, train_idx, calibration_rows,
+                                         distances, target, has_validation=valid is not None,
+                                         seed=patch_seed)
         self.validation_eer_ = float("nan")
         if valid is not None:
             self.validation_eer_ = _equal_error_rate(target, distances)
@@ -572,6 +621,84 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             return distances
         self.stroke_model_, self.stroke_weight_ = model, weight
         return distances - weight * log_odds
+
+    def _patch_masks(self, X):
+        """The stroke-scale masks X carries (None if none), or a refusal when
+        ``patch_weight`` asks for the patch term and X has none."""
+        masks = X.masks if isinstance(X, PairedCanvases) else None
+        if masks is None and self.patch_weight != 0:
+            raise ValueError(
+                f"patch_weight={self.patch_weight!r} needs each image's ink mask at the "
+                "stroke's scale, but X carries none: preprocess with "
+                "skseg.SignaturePreprocessor(stroke_masks=True), or give a PairedCanvases "
+                "with masks, or set patch_weight=0."
+            )
+        return masks
+
+    def _fit_patch_term(self, masks, X, pair_target, train_idx, calibration_rows, distances,
+                        target, has_validation, seed):
+        """Set ``patch_net_``, ``patch_weight_``, ``patch_weight_eers_`` and
+        ``patch_median_``: the patch network learns from the images of the training
+        pairs; ``"auto"`` weighs it on the calibration pairs (``distances`` and
+        ``target``: theirs, tensors). Returns those pairs' distances with the patch
+        term."""
+        self.patch_net_, self.patch_weight_, self.patch_weight_eers_ = None, 0.0, {}
+        self.patch_median_ = float("nan")
+        auto = self.patch_weight == "auto"
+        if masks is None or self.patch_weight == 0 or (auto and not has_validation):
+            return distances
+        classes = pair_classes(X.index[train_idx], pair_target[train_idx], len(masks))
+        trained = np.flatnonzero((classes >= 0) & np.array([m is not None for m in masks]))
+        if len(np.unique(classes[trained])) < 2:
+            warnings.warn(
+                "patch_weight: the training pairs give fewer than two classes of images "
+                "with ink (writers' genuine signatures and their forgeries) for the patch "
+                "network; fitted without the patch term.", UserWarning, stacklevel=3)
+            return distances
+        cuda = [torch.device(self.device_)] if self.device_.startswith("cuda") else []
+        with torch.random.fork_rng(devices=cuda):
+            self.patch_net_ = train_patch_net(list(masks[trained]), classes[trained],
+                                              seed=seed, device=self.device_,
+                                              verbose=bool(self.verbose), **PATCH_TRAINING)
+        patch = self._patch_distances(masks, X.index[calibration_rows])
+        self.patch_median_ = float(np.nanmedian(patch)) if np.isfinite(patch).any() else 0.0
+        patch = torch.as_tensor(np.where(np.isnan(patch), self.patch_median_, patch),
+                                dtype=distances.dtype, device=distances.device)
+        if auto:
+            weight, self.patch_weight_eers_ = _best_weight(PATCH_WEIGHTS, distances, patch,
+                                                           target)
+        else:
+            weight = float(self.patch_weight)
+        if weight == 0:
+            self.patch_net_, self.patch_median_ = None, float("nan")
+            return distances
+        self.patch_weight_ = weight
+        return distances + weight * patch
+
+    def _patch_distances(self, masks, index):
+        """The patch network's distance of each ``(n_pairs, 2)`` index row's two masks
+        (NaN where one has no ink); each distinct mask is embedded once."""
+        used, inverse = np.unique(index, return_inverse=True)
+        rows = embed_masks(self.patch_net_, list(masks[used]), device=self.device_)
+        return pair_distances(rows, inverse.reshape(index.shape))
+
+    def _add_patch_term(self, distances, X):
+        """The distances plus the weighted patch distance of these pairs, numpy or
+        torch alike."""
+        if self.patch_weight_ == 0:
+            return distances
+        if not isinstance(X, PairedCanvases) or X.masks is None:
+            raise ValueError(
+                f"this verifier adds the pairs' patch distance (patch_weight_="
+                f"{self.patch_weight_}), but X carries no stroke-scale masks: preprocess "
+                "with skseg.SignaturePreprocessor(stroke_masks=True) or give a "
+                "PairedCanvases with masks; or refit with patch_weight=0."
+            )
+        patch = self._patch_distances(X.masks, X.index)
+        patch = np.where(np.isnan(patch), self.patch_median_, patch)
+        if isinstance(distances, torch.Tensor):
+            patch = torch.as_tensor(patch, dtype=distances.dtype, device=distances.device)
+        return distances + self.patch_weight_ * patch
 
     def _add_stroke_term(self, distances, stroke_difference):
         """The distances less the weighted stroke log-odds of these pairs, numpy or
@@ -859,8 +986,8 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
             )
 
     def _distances(self, X, numpy=True):
-        """Each pair's distance, size and stroke terms included: what the threshold
-        applies to."""
+        """Each pair's distance, size, stroke and patch terms included: what the
+        threshold applies to."""
         check_is_fitted(self)
         size_distance = size_distances(X)
         bank, index = as_bank(X)
@@ -869,14 +996,16 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
         if size_distance is not None and not numpy:
             size_distance = torch.as_tensor(size_distance, device=distances.device)
         distances = self._add_size_term(distances, size_distance)
-        return self._add_stroke_term(distances, stroke_differences(X))
+        distances = self._add_stroke_term(distances, stroke_differences(X))
+        return self._add_patch_term(distances, X)
 
     def decision_function(self, X):
         """Signed confidence that each pair is genuine: ``threshold_ - distance``.
 
         The distance includes the size term (``size_weight_`` times the pair's
-        log size ratio) and less the stroke term (``stroke_weight_`` times the
-        stroke classifier's log-odds) when the verifier has them.
+        log size ratio), less the stroke term (``stroke_weight_`` times the
+        stroke classifier's log-odds) and plus the patch term (``patch_weight_``
+        times the patch network's distance) when the verifier has them.
 
         Parameters
         ----------

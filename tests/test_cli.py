@@ -107,6 +107,27 @@ def test_size_weight_reaches_the_verifier(signature_folder, tmp_path, capsys):
     assert "expected 'auto' or a number, got 'big'" in capsys.readouterr().err
 
 
+def test_patch_weight_reaches_the_verifier_and_its_masks_the_preprocessor(
+        signature_folder, tmp_path, capsys):
+    from skseg.cli import _as_pipeline
+    from skseg.io import load
+
+    path = tmp_path / "model.safetensors"
+    assert main(["fit", str(signature_folder), "-o", str(path), "--epochs", "1",
+                 "--patch-weight", "0.25"]) == 0
+    model = load(path)
+    assert model[0].stroke_masks and model[-1].patch_weight_ == 0.25
+    assert model[-1].patch_net_ is not None
+    # The saved pipeline verifies from paths; a bare verifier gets a preprocessor that
+    # keeps the masks it needs.
+    assert main(["evaluate", str(path), str(signature_folder)]) == 0
+    assert "Skilled forgeries: EER" in capsys.readouterr().out
+    assert _as_pipeline(model[-1])[0].stroke_masks
+    assert main(["fit", str(signature_folder), "-o", str(tmp_path / "bad.safetensors"),
+                 "--epochs", "1", "--patch-weight", "-1"]) == 1
+    assert "'patch_weight' parameter" in capsys.readouterr().err
+
+
 def test_ink_size_unit_is_saved_and_needs_recorded_resolutions(
         signature_folder, tmp_path, capsys):
     from skseg.io import load

@@ -85,7 +85,8 @@ def test_weights_that_do_not_fit_are_refused_and_the_fit_is_kept(pretrained, sig
     model = clone(pretrained).set_params(warm_start=True, **change)
     model.net_ = pretrained.net_
     for name in ("classes_", "threshold_", "size_weight_", "size_weight_eers_", "stroke_weight_",
-                 "stroke_weight_eers_", "stroke_model_", "local_weight_", "proba_scale_",
+                 "stroke_weight_eers_", "stroke_model_", "patch_weight_", "patch_weight_eers_",
+                 "patch_net_", "patch_median_", "local_weight_", "proba_scale_",
                  "validation_eer_", "canvas_shape_", "device_"):
         setattr(model, name, getattr(pretrained, name))
     expected = pretrained.decision_function(d["X_test"])
