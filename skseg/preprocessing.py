@@ -210,7 +210,9 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         (:class:`~skseg.PairedCanvases` ``masks``) for the verifier's
         ``patch_weight``. Off by default because it holds one mask per distinct
         image in memory: about 25 KB per CEDAR scan and 100 KB per SigComp 2011
-        scan. It costs no extra time beside the descriptor's.
+        scan. The mask comes from the descriptor's own pass, so it costs no extra
+        time beside it; with ``stroke_descriptors=False`` the descriptor is still
+        computed, then dropped.
 
     See Also
     --------
