@@ -83,7 +83,7 @@ def _split_halves(writers, rng):
 
 
 def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epochs=6,
-                  ink_height=None, random_state=0, verbose=False):
+                  ink_height=None, augment=False, random_state=0, verbose=False):
     """One writer fold (``train`` and ``test``: positions): the patch distance alone,
     the descriptors alone and both, each scored on the test writers' pairs. With
     ``ink_height``, the networks see the masks :func:`at_ink_height`, its factor
@@ -100,7 +100,7 @@ def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epoch
         labels = np.char.add(writer[inked].astype(str),
                              np.where(genuine[inked], "/genuine", "/forged"))
         net = train_patch_net([masks[i] for i in inked], labels, epochs=epochs,
-                              seed=random_state + k, verbose=verbose)
+                              augment=augment, seed=random_state + k, verbose=verbose)
         rows.append(np.full((len(masks), net.head.in_features), np.nan))
         seen = np.concatenate([other, test])
         rows[k][seen] = embed_masks(net, [masks[i] for i in seen], seed=random_state)
@@ -140,6 +140,9 @@ def main(argv=None):
     parser.add_argument("--ink-height", type=float, default=None, metavar="PX",
                         help="resize each fold's masks so that the training scans' median "
                              "mask is PX pixels high (default: the stroke's scale only)")
+    parser.add_argument("--augment", action="store_true",
+                        help="train on windows turned, zoomed and slanted at random "
+                             "(skseg.patches.warp_windows)")
     parser.add_argument("--n-splits", type=int, default=5, help="writer folds")
     parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
                         help="run only these folds (0-based)")
@@ -159,7 +162,8 @@ def main(argv=None):
     start = time.perf_counter()
     masks, descriptor_rows = masks_and_descriptors(items, n_jobs=args.n_jobs)
     out = {"data": str(args.data), "n_images": len(items), "epochs": args.epochs,
-           "ink_height": args.ink_height, "seed": args.seed, "torch": torch.__version__,
+           "ink_height": args.ink_height, "augment": args.augment, "seed": args.seed,
+           "torch": torch.__version__,
            "threads": torch.get_num_threads(),
            "mask_seconds": time.perf_counter() - start, "folds": []}
     positions = np.arange(len(items))
@@ -170,7 +174,7 @@ def main(argv=None):
         fold_start = time.perf_counter()
         fold = evaluate_fold(masks, descriptor_rows, writer, genuine, train, test,
                              epochs=args.epochs, ink_height=args.ink_height,
-                             random_state=args.seed + k, verbose=True)
+                             augment=args.augment, random_state=args.seed + k, verbose=True)
         fold.update(fold=k, seconds=time.perf_counter() - fold_start)
         out["folds"].append(fold)
         print(f"fold {k} ({fold['seconds']:.0f} s): " + "; ".join(

@@ -26,7 +26,9 @@ from torch import nn
 __all__ = [
     "WINDOW",
     "MAX_WINDOWS",
+    "AUGMENT_SOURCE",
     "random_windows",
+    "warp_windows",
     "grid_windows",
     "PatchNet",
     "train_patch_net",
@@ -43,16 +45,22 @@ MAX_WINDOWS = 96
 _BATCH = 256
 
 
-def _window(padded, y, x):
-    """The ``WINDOW`` x ``WINDOW`` window centred on (y, x) of the unpadded mask."""
-    return padded[y:y + WINDOW, x:x + WINDOW]
+#: Side of the windows an augmented training draws: room for a ``WINDOW`` cut
+#: after any rotation and zoom of :func:`warp_windows` (32 * sqrt(2) * 1.25 < 64).
+AUGMENT_SOURCE = 64
+_MAX_ANGLE, _MAX_ZOOM, _MAX_SHEAR = 15.0, 1.25, 0.2
 
 
-def _padded(mask):
-    return np.pad(mask.astype(np.float32), WINDOW // 2)
+def _window(padded, y, x, size=WINDOW):
+    """The ``size`` x ``size`` window centred on (y, x) of the unpadded mask."""
+    return padded[y:y + size, x:x + size]
 
 
-def random_windows(mask, n, rng):
+def _padded(mask, size=WINDOW):
+    return np.pad(mask.astype(np.float32), size // 2)
+
+
+def random_windows(mask, n, rng, size=WINDOW):
     """Windows centred on ink pixels drawn at random: what the network trains on.
 
     Parameters
@@ -63,16 +71,57 @@ def random_windows(mask, n, rng):
         Number of windows.
     rng : numpy.random.Generator
         Draws the centres.
+    size : int, default=WINDOW
+        Side of the windows (``AUGMENT_SOURCE`` for :func:`warp_windows`).
 
     Returns
     -------
-    windows : ndarray of float32, shape (n, WINDOW, WINDOW)
+    windows : ndarray of float32, shape (n, size, size)
         Zero-padded beyond the mask's edges.
     """
     ys, xs = np.nonzero(mask)
     picks = rng.integers(0, len(ys), n)
-    padded = _padded(mask)
-    return np.stack([_window(padded, ys[i], xs[i]) for i in picks])
+    padded = _padded(mask, size)
+    return np.stack([_window(padded, ys[i], xs[i], size) for i in picks])
+
+
+def warp_windows(windows, rng):
+    """Each window turned, zoomed and slanted at random about its centre, cut to
+    ``WINDOW`` x ``WINDOW``: the same hand written a little differently.
+
+    Angles within 15 degrees, zooms within 1/1.25 .. 1.25 and horizontal shears
+    (slant) within 0.2, each drawn per window; bilinear sampling
+    (:func:`torch.nn.functional.grid_sample`).
+
+    Parameters
+    ----------
+    windows : torch.Tensor, shape (n, 1, AUGMENT_SOURCE, AUGMENT_SOURCE)
+        Windows drawn ``AUGMENT_SOURCE`` pixels wide, so that no cut reaches
+        beyond them.
+    rng : numpy.random.Generator
+        Draws the angles, zooms and shears.
+
+    Returns
+    -------
+    warped : torch.Tensor, shape (n, 1, WINDOW, WINDOW)
+    """
+    if windows.shape[-2:] != (AUGMENT_SOURCE, AUGMENT_SOURCE):
+        raise ValueError(f"warp_windows: windows must be {AUGMENT_SOURCE} x {AUGMENT_SOURCE} "
+                         f"pixels; got {tuple(windows.shape[-2:])}.")
+    n = len(windows)
+    angle = np.radians(rng.uniform(-_MAX_ANGLE, _MAX_ANGLE, n))
+    zoom = np.exp(rng.uniform(-np.log(_MAX_ZOOM), np.log(_MAX_ZOOM), n))
+    shear = rng.uniform(-_MAX_SHEAR, _MAX_SHEAR, n)
+    cos, sin = np.cos(angle), np.sin(angle)
+    # affine_grid maps each output position (in [-1, 1]) to the input's; the
+    # output's WINDOW pixels span WINDOW / AUGMENT_SOURCE of the input's side.
+    linear = np.stack([np.stack([cos, -sin], -1), np.stack([sin, cos], -1)], 1)
+    linear = linear @ np.stack([np.stack([np.ones(n), shear], -1),
+                                np.stack([np.zeros(n), np.ones(n)], -1)], 1)
+    linear *= (WINDOW / AUGMENT_SOURCE / zoom)[:, None, None]
+    theta = torch.from_numpy(np.concatenate([linear, np.zeros((n, 2, 1))], 2)).float()
+    grid = F.affine_grid(theta, (n, 1, WINDOW, WINDOW), align_corners=False)
+    return F.grid_sample(windows, grid, mode="bilinear", align_corners=False)
 
 
 def grid_windows(mask, rng):
@@ -151,8 +200,8 @@ def _check_training_set(masks, labels):
                          f"got {n_classes}.")
 
 
-def train_patch_net(masks, labels, *, epochs=6, windows_per_image=32, lr=2e-3, seed=0,
-                    device="cpu", verbose=False):
+def train_patch_net(masks, labels, *, epochs=6, windows_per_image=32, lr=2e-3, augment=False,
+                    seed=0, device="cpu", verbose=False):
     """A :class:`PatchNet` trained to tell the masks' labels apart from their windows.
 
     Each epoch draws ``windows_per_image`` :func:`random_windows` of each mask
@@ -171,6 +220,9 @@ def train_patch_net(masks, labels, *, epochs=6, windows_per_image=32, lr=2e-3, s
         Windows drawn from each mask per epoch.
     lr : float, default=2e-3
         Peak learning rate.
+    augment : bool, default=False
+        Draw the windows ``AUGMENT_SOURCE`` pixels wide and train on them
+        :func:`warp_windows`-ed: rotated, zoomed and slanted at random.
     seed : int, default=0
         Seeds the windows, their order and the initial weights (``torch.manual_seed``).
     device : str or torch.device, default="cpu"
@@ -195,8 +247,11 @@ def train_patch_net(masks, labels, *, epochs=6, windows_per_image=32, lr=2e-3, s
     windows_target = torch.from_numpy(np.repeat(target.ravel(), windows_per_image))
     net.train()
     for epoch in range(epochs):
+        size = AUGMENT_SOURCE if augment else WINDOW
         windows = torch.from_numpy(np.concatenate(
-            [random_windows(m, windows_per_image, rng) for m in masks]))[:, None]
+            [random_windows(m, windows_per_image, rng, size) for m in masks]))[:, None]
+        if augment:
+            windows = warp_windows(windows, rng)
         order = torch.from_numpy(rng.permutation(n_windows))
         total = 0.0
         for start in range(0, n_windows, _BATCH):

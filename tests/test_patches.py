@@ -6,8 +6,10 @@ import pytest
 import torch
 
 from skseg.datasets import make_pairs, make_synthetic_signatures
-from skseg.patches import (MAX_WINDOWS, WINDOW, PatchNet, embed_masks, grid_windows,
-                           pair_classes, pair_distances, random_windows, train_patch_net)
+from skseg import patches
+from skseg.patches import (AUGMENT_SOURCE, MAX_WINDOWS, WINDOW, PatchNet, embed_masks,
+                           grid_windows, pair_classes, pair_distances, random_windows,
+                           train_patch_net, warp_windows)
 
 
 def _lines(horizontal, n, rng, size=(60, 90)):
@@ -87,6 +89,52 @@ def test_grid_windows_keep_windows_of_at_least_3_percent_ink(n_ink, on_grid):
     assert len(windows) == 1 and windows.sum() == n_ink
     centre = windows[0, WINDOW // 2, WINDOW // 2]
     assert centre == (0 if on_grid else 1)  # mask[8, 8] has no ink, mask[0, 0] has
+
+
+def test_random_windows_of_another_size_are_centred_too():
+    mask = np.zeros((40, 70), dtype=bool)
+    mask[20, 35] = True
+    windows = random_windows(mask, 3, np.random.default_rng(0), size=AUGMENT_SOURCE)
+    assert windows.shape == (3, AUGMENT_SOURCE, AUGMENT_SOURCE)
+    assert (windows[:, AUGMENT_SOURCE // 2, AUGMENT_SOURCE // 2] == 1).all()
+
+
+def test_warp_windows_without_any_warp_is_the_centre_cut(monkeypatch):
+    windows = torch.from_numpy(
+        np.random.default_rng(0).random((4, 1, AUGMENT_SOURCE, AUGMENT_SOURCE), dtype=np.float32))
+    monkeypatch.setattr(patches, "_MAX_ANGLE", 0.0)
+    monkeypatch.setattr(patches, "_MAX_SHEAR", 0.0)
+    monkeypatch.setattr(patches, "_MAX_ZOOM", 1.0)
+    start = (AUGMENT_SOURCE - WINDOW) // 2
+    torch.testing.assert_close(warp_windows(windows, np.random.default_rng(0)),
+                               windows[:, :, start:start + WINDOW, start:start + WINDOW])
+
+
+def test_warp_windows_turn_strokes_about_the_centre_and_keep_them_inside():
+    # A horizontal stroke through the centre, long enough to leave any cut.
+    windows = torch.zeros(200, 1, AUGMENT_SOURCE, AUGMENT_SOURCE)
+    windows[:, :, 31:33, :] = 1
+    warped = warp_windows(windows, np.random.default_rng(0))
+    assert warped.shape == (200, 1, WINDOW, WINDOW)
+    assert warped.min() >= 0 and warped.max() <= 1
+    # The centre stays inked: each window is warped about it.
+    assert (warped[:, 0, 15:17, 15:17].amax(dim=(1, 2)) > 0.5).all()
+    # The stroke is turned by various angles, never more than 15 degrees plus the
+    # slant: its ends rise or fall, but it still crosses the window's sides.
+    rows = torch.arange(WINDOW, dtype=torch.float32)
+    left, right = warped[:, 0, :, 0], warped[:, 0, :, -1]
+    height = ((right * rows).sum(1) / right.sum(1)) - ((left * rows).sum(1) / left.sum(1))
+    assert (left.sum(1) > 0).all() and (right.sum(1) > 0).all()
+    slope = np.degrees(np.arctan(height.numpy() / (WINDOW - 1)))
+    assert np.abs(slope).max() <= 15 + 1 and slope.std() > 3
+    # The same generator state warps alike.
+    torch.testing.assert_close(warp_windows(windows, np.random.default_rng(0)), warped)
+
+
+def test_warp_windows_refuses_windows_of_another_size():
+    with pytest.raises(ValueError, match=f"must be {AUGMENT_SOURCE} x {AUGMENT_SOURCE} pixels; "
+                                         f"got \\(32, 32\\)"):
+        warp_windows(torch.zeros(2, 1, WINDOW, WINDOW), np.random.default_rng(0))
 
 
 # Classes read off the pairs
@@ -191,6 +239,26 @@ def test_training_is_deterministic_for_a_seed():
     first, again, other = weights(0), weights(0), weights(1)
     assert all(torch.equal(first[name], again[name]) for name in first)
     assert not torch.equal(first["head.weight"], other["head.weight"])
+
+
+def test_augmented_training_learns_too_and_is_deterministic():
+    # Lines turned by at most 15 degrees stay flat or upright: still told apart.
+    rng = np.random.default_rng(0)
+    masks = _lines(True, 12, rng) + _lines(False, 12, rng)
+    labels = np.repeat(["flat", "upright"], 12)
+
+    def trained(augment):
+        return train_patch_net(masks, labels, epochs=4, windows_per_image=64, augment=augment,
+                               seed=0)
+
+    net, again, plain = trained(True), trained(True), trained(False)
+    for name, weight in net.state_dict().items():
+        assert torch.equal(weight, again.state_dict()[name])
+    assert not torch.equal(net.head.weight, plain.head.weight)
+    rows = embed_masks(net, _lines(True, 4, rng) + _lines(False, 4, rng))
+    same = pair_distances(rows, [[0, 1], [2, 3], [4, 5], [6, 7]])
+    other = pair_distances(rows, [[0, 4], [1, 5], [2, 6], [3, 7]])
+    assert same.mean() < other.mean() / 2
 
 
 @pytest.mark.parametrize("masks, labels, message", [
