@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from joblib import Parallel, delayed
 from sklearn.model_selection import GroupKFold
 
@@ -47,7 +48,8 @@ from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
 # The windows, the network, its training and embeddings: the verifier's patch term's.
-from skseg.patches import WINDOW, embed_masks, pair_distances, train_patch_net
+from skseg.patches import (WINDOW, PatchNet, embed_masks, pair_distances, random_windows,
+                           train_patch_net)
 from skseg.strokes import _descriptor_and_stroke_mask, _scaled
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is no package
@@ -76,6 +78,52 @@ def at_ink_height(masks, reference, height):
     return [None if mask is None else _scaled(mask, factor).astype(np.float32) for mask in masks]
 
 
+def train_pair_patch_net(masks, pairs, target, *, epochs=6, windows_per_image=32,
+                         windows_per_scan=8, pairs_per_batch=16, margin=1.0, lr=2e-3, seed=0,
+                         verbose=False):
+    """A :class:`~skseg.patches.PatchNet` trained on the verification task itself:
+    a scan is the L2-normalised mean of ``windows_per_scan`` random windows'
+    L2-normalised embeddings, and a pair's two scans are pulled together (genuine,
+    ``target`` 1) or pushed at least ``margin`` apart (forged, 0) by the
+    contrastive loss. Each epoch draws as many windows as the class-trained
+    network's (``windows_per_image`` per mask), in pairs drawn half genuine, half
+    forged. ``masks`` are indexed by ``pairs``' positions; all that pairs name must
+    hold ink."""
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    pairs, target = np.asarray(pairs, dtype=np.int64), np.asarray(target)
+    genuine_pairs, forged_pairs = pairs[target == 1], pairs[target == 0]
+    net = PatchNet(1)
+    optimizer = torch.optim.AdamW(net.parameters(), lr, weight_decay=1e-4)
+    n_scans = len(np.unique(pairs))
+    steps = max(1, n_scans * windows_per_image // (2 * windows_per_scan * pairs_per_batch))
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, lr, total_steps=epochs * steps)
+    half = pairs_per_batch // 2
+    y = torch.from_numpy(np.repeat([1.0, 0.0], [half, pairs_per_batch - half])).float()
+    net.train()
+    for epoch in range(epochs):
+        total = 0.0
+        for _ in range(steps):
+            batch = np.concatenate([genuine_pairs[rng.integers(0, len(genuine_pairs), half)],
+                                    forged_pairs[rng.integers(0, len(forged_pairs),
+                                                              pairs_per_batch - half)]])
+            windows = torch.from_numpy(np.concatenate(
+                [random_windows(masks[i], windows_per_scan, rng) for i in batch.ravel()]))
+            embedded = F.normalize(net.features(windows[:, None]))
+            scans = F.normalize(embedded.view(-1, windows_per_scan, embedded.shape[1]).mean(1))
+            scans = scans.view(pairs_per_batch, 2, -1)
+            distance = (scans[:, 0] - scans[:, 1]).norm(dim=1)
+            loss = (y * distance ** 2 + (1 - y) * F.relu(margin - distance) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            total += loss.item()
+        if verbose:
+            print(f"    epoch {epoch + 1}/{epochs}: pair loss {total / steps:.3f}", flush=True)
+    return net.eval()
+
+
 def _split_halves(writers, rng):
     """The distinct ``writers`` in two halves drawn at random."""
     shuffled = rng.permutation(np.unique(writers))
@@ -83,7 +131,8 @@ def _split_halves(writers, rng):
 
 
 def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epochs=6,
-                  ink_height=None, augment=False, random_state=0, verbose=False):
+                  ink_height=None, augment=False, objective="classes", random_state=0,
+                  verbose=False):
     """One writer fold (``train`` and ``test``: positions): the patch distance alone,
     the descriptors alone and both, each scored on the test writers' pairs. With
     ``ink_height``, the networks see the masks :func:`at_ink_height`, its factor
@@ -99,8 +148,14 @@ def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epoch
         inked = own[[masks[i] is not None for i in own]]
         labels = np.char.add(writer[inked].astype(str),
                              np.where(genuine[inked], "/genuine", "/forged"))
-        net = train_patch_net([masks[i] for i in inked], labels, epochs=epochs,
-                              augment=augment, seed=random_state + k, verbose=verbose)
+        if objective == "pairs":
+            own_pairs, own_y, _ = _pairs_of(inked, writer[inked], genuine[inked],
+                                            random_forgeries=1.0, random_state=random_state + k)
+            net = train_pair_patch_net(masks, own_pairs, own_y, epochs=epochs,
+                                       seed=random_state + k, verbose=verbose)
+        else:
+            net = train_patch_net([masks[i] for i in inked], labels, epochs=epochs,
+                                  augment=augment, seed=random_state + k, verbose=verbose)
         rows.append(np.full((len(masks), net.head.in_features), np.nan))
         seen = np.concatenate([other, test])
         rows[k][seen] = embed_masks(net, [masks[i] for i in seen], seed=random_state)
@@ -143,6 +198,9 @@ def main(argv=None):
     parser.add_argument("--augment", action="store_true",
                         help="train on windows turned, zoomed and slanted at random "
                              "(skseg.patches.warp_windows)")
+    parser.add_argument("--objective", choices=("classes", "pairs"), default="classes",
+                        help="train the patch network to tell writer x kind classes apart "
+                             "(default), or on the training pairs (contrastive loss)")
     parser.add_argument("--n-splits", type=int, default=5, help="writer folds")
     parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
                         help="run only these folds (0-based)")
@@ -162,7 +220,8 @@ def main(argv=None):
     start = time.perf_counter()
     masks, descriptor_rows = masks_and_descriptors(items, n_jobs=args.n_jobs)
     out = {"data": str(args.data), "n_images": len(items), "epochs": args.epochs,
-           "ink_height": args.ink_height, "augment": args.augment, "seed": args.seed,
+           "ink_height": args.ink_height, "augment": args.augment,
+           "objective": args.objective, "seed": args.seed,
            "torch": torch.__version__,
            "threads": torch.get_num_threads(),
            "mask_seconds": time.perf_counter() - start, "folds": []}
@@ -174,7 +233,8 @@ def main(argv=None):
         fold_start = time.perf_counter()
         fold = evaluate_fold(masks, descriptor_rows, writer, genuine, train, test,
                              epochs=args.epochs, ink_height=args.ink_height,
-                             augment=args.augment, random_state=args.seed + k, verbose=True)
+                             augment=args.augment, objective=args.objective,
+                             random_state=args.seed + k, verbose=True)
         fold.update(fold=k, seconds=time.perf_counter() - fold_start)
         out["folds"].append(fold)
         print(f"fold {k} ({fold['seconds']:.0f} s): " + "; ".join(

@@ -22,7 +22,32 @@ def patch_net():
 def test_the_network_is_the_packages(patch_net):
     for name in ("WINDOW", "train_patch_net", "embed_masks", "pair_distances"):
         assert getattr(patch_net, name) is getattr(patches, name)
-    assert not hasattr(patch_net, "PatchNet") and not hasattr(patch_net, "grid_windows")
+    assert patch_net.PatchNet is patches.PatchNet and not hasattr(patch_net, "grid_windows")
+
+
+def test_the_pair_trained_network_pulls_genuine_pairs_together(patch_net):
+    # Two "writers": masks of horizontal lines and of vertical lines; genuine pairs
+    # within a writer, forged pairs across.
+    rng = np.random.default_rng(0)
+    masks = []
+    for horizontal in (True, False):
+        for _ in range(8):
+            mask = np.zeros((60, 90), dtype=bool)
+            for at in rng.choice(np.arange(5, 55), 4, replace=False):
+                if horizontal:
+                    mask[at:at + 2, 5:-5] = True
+                else:
+                    mask[5:-5, at:at + 2] = True
+            masks.append(mask)
+    pairs = [(a, b) for a in range(16) for b in range(a + 1, 16)]
+    target = [int((a < 8) == (b < 8)) for a, b in pairs]
+    net = patch_net.train_pair_patch_net(masks, pairs, target, epochs=2, windows_per_image=256,
+                                         windows_per_scan=4, pairs_per_batch=8, seed=0)
+    assert isinstance(net, patches.PatchNet) and not net.training
+    rows = patch_net.embed_masks(net, masks)
+    distance = patch_net.pair_distances(rows, pairs)
+    target = np.array(target, dtype=bool)
+    assert distance[target].max() < distance[~target].min()
 
 
 def test_at_ink_height_brings_the_reference_masks_median_to_the_height(patch_net):
@@ -61,6 +86,19 @@ def test_no_training_pair_is_scored_by_a_network_that_saw_its_writer(patch_net, 
     assert len(trained) == len(embedded) == 2
     for seen, scored in zip(trained, embedded):
         assert seen and not seen & scored
+    # Trained on pairs, each network sees only its own half's pairs too.
+    train_pair_patch_net, pair_trained = patch_net.train_pair_patch_net, []
+
+    def recording_pair_train(masks, pairs, target, **kwargs):
+        pair_trained.append({id(masks[i]) for i in np.ravel(pairs)})
+        return train_pair_patch_net(masks, pairs, target, **{**kwargs, "epochs": 1})
+
+    monkeypatch.setattr(patch_net, "train_pair_patch_net", recording_pair_train)
+    embedded.clear()
+    patch_net.evaluate_fold(masks, rows, writer, genuine, train, test, objective="pairs")
+    assert len(pair_trained) == len(embedded) == 2
+    for seen, scored, own in zip(pair_trained, embedded, trained):
+        assert seen == own and not seen & scored
     assert {id(masks[i]) for i in test} <= embedded[0] & embedded[1]
     for name in ("patch alone", "descriptors alone", "descriptors and patch"):
         assert 0 <= fold[name]["eer_skilled"] <= 1 and 0 <= fold[name]["eer_random"] <= 1
