@@ -146,14 +146,18 @@ def evaluate_fold(masks, descriptor_rows, writer, genuine, train, test, *, epoch
     for k, own in enumerate(halves):
         other = halves[1 - k]
         inked = own[[masks[i] is not None for i in own]]
-        labels = np.char.add(writer[inked].astype(str),
-                             np.where(genuine[inked], "/genuine", "/forged"))
         if objective == "pairs":
             own_pairs, own_y, _ = _pairs_of(inked, writer[inked], genuine[inked],
                                             random_forgeries=1.0, random_state=random_state + k)
             net = train_pair_patch_net(masks, own_pairs, own_y, epochs=epochs,
                                        seed=random_state + k, verbose=verbose)
         else:
+            if objective == "writers":  # one class per writer, of genuine scans only
+                inked = inked[genuine[inked]]
+                labels = writer[inked].astype(str)
+            else:
+                labels = np.char.add(writer[inked].astype(str),
+                                     np.where(genuine[inked], "/genuine", "/forged"))
             net = train_patch_net([masks[i] for i in inked], labels, epochs=epochs,
                                   augment=augment, seed=random_state + k, verbose=verbose)
         rows.append(np.full((len(masks), net.head.in_features), np.nan))
@@ -198,9 +202,11 @@ def main(argv=None):
     parser.add_argument("--augment", action="store_true",
                         help="train on windows turned, zoomed and slanted at random "
                              "(skseg.patches.warp_windows)")
-    parser.add_argument("--objective", choices=("classes", "pairs"), default="classes",
+    parser.add_argument("--objective", choices=("classes", "writers", "pairs"),
+                        default="classes",
                         help="train the patch network to tell writer x kind classes apart "
-                             "(default), or on the training pairs (contrastive loss)")
+                             "(default), the writers from their genuine scans only, or "
+                             "on the training pairs (contrastive loss)")
     parser.add_argument("--n-splits", type=int, default=5, help="writer folds")
     parser.add_argument("--only-folds", type=int, nargs="+", default=None, metavar="K",
                         help="run only these folds (0-based)")

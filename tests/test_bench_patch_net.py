@@ -86,6 +86,19 @@ def test_no_training_pair_is_scored_by_a_network_that_saw_its_writer(patch_net, 
     assert len(trained) == len(embedded) == 2
     for seen, scored in zip(trained, embedded):
         assert seen and not seen & scored
+    # One class per writer: each network sees its half's genuine scans, labelled by writer.
+    by_writer = []
+
+    def recording_writer_train(masks, labels, **kwargs):
+        by_writer.append(({id(m) for m in masks}, set(labels)))
+        return train_patch_net(masks, labels, **{**kwargs, "epochs": 1})
+
+    monkeypatch.setattr(patch_net, "train_patch_net", recording_writer_train)
+    patch_net.evaluate_fold(masks, rows, writer, genuine, train, test, objective="writers")
+    ids_of = {id(m): i for i, m in enumerate(masks)}
+    for (seen, labels), own in zip(by_writer, trained):
+        assert seen == {i for i in own if genuine[ids_of[i]]}
+        assert labels == {str(writer[ids_of[i]]) for i in seen}
     # Trained on pairs, each network sees only its own half's pairs too.
     train_pair_patch_net, pair_trained = patch_net.train_pair_patch_net, []
 
