@@ -46,7 +46,8 @@ _BATCH = 256
 
 
 #: Side of the windows an augmented training draws: room for a ``WINDOW`` cut
-#: after any rotation and zoom of :func:`warp_windows` (32 * sqrt(2) * 1.25 < 64).
+#: after any warp of :func:`warp_windows` (a cut's corner, slanted, turned and
+#: zoomed out, lies at most 16 * |(1.2, 1)| * 1.25 = 31.2 pixels from the centre).
 AUGMENT_SOURCE = 64
 _MAX_ANGLE, _MAX_ZOOM, _MAX_SHEAR = 15.0, 1.25, 0.2
 
@@ -245,9 +246,9 @@ def train_patch_net(masks, labels, *, epochs=6, windows_per_image=32, lr=2e-3, a
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimizer, lr, total_steps=epochs * -(-n_windows // _BATCH))
     windows_target = torch.from_numpy(np.repeat(target.ravel(), windows_per_image))
+    size = AUGMENT_SOURCE if augment else WINDOW
     net.train()
     for epoch in range(epochs):
-        size = AUGMENT_SOURCE if augment else WINDOW
         windows = torch.from_numpy(np.concatenate(
             [random_windows(m, windows_per_image, rng, size) for m in masks]))[:, None]
         if augment:
