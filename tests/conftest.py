@@ -71,6 +71,21 @@ def write_signature_folder(root, random_state, dpi=None, n_writers=4):
     return root
 
 
+def line_masks(horizontal, n, rng, size=(60, 90)):
+    """``n`` ink masks of a few 2-pixel lines, all horizontal or all vertical: two
+    "writers" a patch network can tell apart from any window."""
+    masks = []
+    for _ in range(n):
+        mask = np.zeros(size, dtype=bool)
+        for at in rng.choice(np.arange(5, min(size) - 5), 4, replace=False):
+            if horizontal:
+                mask[at:at + 2, 5:-5] = True
+            else:
+                mask[5:-5, at:at + 2] = True
+        masks.append(mask)
+    return masks
+
+
 @contextmanager
 def bench_script(name):
     """``bench/<name>.py`` imported as a module (``bench`` is no package), unloaded on exit."""

@@ -10,7 +10,7 @@ from skseg import patches
 from skseg.datasets import make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 
-from .conftest import bench_script, write_signature_folder
+from .conftest import bench_script, line_masks, write_signature_folder
 
 
 @pytest.fixture(scope="module")
@@ -29,16 +29,7 @@ def test_the_pair_trained_network_pulls_genuine_pairs_together(patch_net):
     # Two "writers": masks of horizontal lines and of vertical lines; genuine pairs
     # within a writer, forged pairs across.
     rng = np.random.default_rng(0)
-    masks = []
-    for horizontal in (True, False):
-        for _ in range(8):
-            mask = np.zeros((60, 90), dtype=bool)
-            for at in rng.choice(np.arange(5, 55), 4, replace=False):
-                if horizontal:
-                    mask[at:at + 2, 5:-5] = True
-                else:
-                    mask[5:-5, at:at + 2] = True
-            masks.append(mask)
+    masks = line_masks(True, 8, rng) + line_masks(False, 8, rng)
     pairs = [(a, b) for a in range(16) for b in range(a + 1, 16)]
     target = [int((a < 8) == (b < 8)) for a, b in pairs]
     net = patch_net.train_pair_patch_net(masks, pairs, target, epochs=2, windows_per_image=256,
