@@ -48,8 +48,8 @@ from skseg.datasets import load_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
 # The windows, the network, its training and embeddings: the verifier's patch term's.
-from skseg.patches import (WINDOW, PatchNet, embed_masks, pair_distances, random_windows,
-                           train_patch_net)
+from skseg.patches import (WINDOW, PatchNet, embed_masks, pair_distances, pool_windows,
+                           random_windows, train_patch_net)
 from skseg.strokes import _descriptor_and_stroke_mask, _scaled
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is no package
@@ -82,13 +82,13 @@ def train_pair_patch_net(masks, pairs, target, *, epochs=6, windows_per_image=32
                          windows_per_scan=8, pairs_per_batch=16, margin=1.0, lr=2e-3, seed=0,
                          verbose=False):
     """A :class:`~skseg.patches.PatchNet` trained on the verification task itself:
-    a scan is the L2-normalised mean of ``windows_per_scan`` random windows'
-    L2-normalised embeddings, and a pair's two scans are pulled together (genuine,
-    ``target`` 1) or pushed at least ``margin`` apart (forged, 0) by the
-    contrastive loss. Each epoch draws as many windows as the class-trained
-    network's (``windows_per_image`` per mask), in pairs drawn half genuine, half
-    forged. ``masks`` are indexed by ``pairs``' positions; all that pairs name must
-    hold ink."""
+    a scan is ``windows_per_scan`` random windows' embeddings, pooled as
+    :func:`~skseg.patches.pool_windows` pools them for a pair's distance, and a
+    pair's two scans are pulled together (genuine, ``target`` 1) or pushed at
+    least ``margin`` apart (forged, 0) by the contrastive loss. Each epoch draws
+    as many windows as the class-trained network's (``windows_per_image`` per
+    mask), in pairs drawn half genuine, half forged. ``masks`` are indexed by
+    ``pairs``' positions; all that pairs name must hold ink."""
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)
     pairs, target = np.asarray(pairs, dtype=np.int64), np.asarray(target)
@@ -109,9 +109,8 @@ def train_pair_patch_net(masks, pairs, target, *, epochs=6, windows_per_image=32
                                                               pairs_per_batch - half)]])
             windows = torch.from_numpy(np.concatenate(
                 [random_windows(masks[i], windows_per_scan, rng) for i in batch.ravel()]))
-            embedded = F.normalize(net.features(windows[:, None]))
-            scans = F.normalize(embedded.view(-1, windows_per_scan, embedded.shape[1]).mean(1))
-            scans = scans.view(pairs_per_batch, 2, -1)
+            embedded = net.features(windows[:, None])
+            scans = pool_windows(embedded.view(pairs_per_batch, 2, windows_per_scan, -1))
             distance = (scans[:, 0] - scans[:, 1]).norm(dim=1)
             loss = (y * distance ** 2 + (1 - y) * F.relu(margin - distance) ** 2).mean()
             optimizer.zero_grad()

@@ -32,6 +32,7 @@ __all__ = [
     "grid_windows",
     "PatchNet",
     "train_patch_net",
+    "pool_windows",
     "embed_masks",
     "pair_distances",
     "pair_classes",
@@ -269,6 +270,22 @@ def train_patch_net(masks, labels, *, epochs=6, windows_per_image=32, lr=2e-3, a
     return net.eval()
 
 
+def pool_windows(window_embeddings):
+    """A scan's embedding from its windows': the L2-normalised mean of their
+    L2-normalised embeddings, over the second-to-last axis.
+
+    Parameters
+    ----------
+    window_embeddings : torch.Tensor, shape (..., n_windows, n_features)
+        ``PatchNet.features`` of each window, per scan.
+
+    Returns
+    -------
+    embedding : torch.Tensor, shape (..., n_features)
+    """
+    return F.normalize(F.normalize(window_embeddings, dim=-1).mean(-2), dim=-1)
+
+
 def embed_masks(net, masks, *, seed=None, device="cpu"):
     """One embedding per mask: the mean of its windows' embeddings.
 
@@ -290,8 +307,8 @@ def embed_masks(net, masks, *, seed=None, device="cpu"):
     Returns
     -------
     rows : ndarray of float64, shape (n_masks, net.head.in_features)
-        Each row the L2-normalised mean of its windows' L2-normalised
-        ``net.features``; NaN for a scan without ink.
+        Each row its windows' ``net.features``, :func:`pool_windows`-ed; NaN
+        for a scan without ink.
     """
     shared = None if seed is None else np.random.default_rng(seed)
     rows = np.full((len(masks), net.head.in_features), np.nan)
@@ -301,8 +318,7 @@ def embed_masks(net, masks, *, seed=None, device="cpu"):
                 continue
             rng = np.random.default_rng(0) if shared is None else shared
             windows = torch.from_numpy(grid_windows(mask, rng))[:, None].to(device)
-            row = F.normalize(F.normalize(net.features(windows)).mean(0), dim=0)
-            rows[k] = row.cpu().numpy()
+            rows[k] = pool_windows(net.features(windows)).cpu().numpy()
     return rows
 
 

@@ -8,22 +8,13 @@ import torch
 from skseg.datasets import make_pairs, make_synthetic_signatures
 from skseg import patches
 from skseg.patches import (AUGMENT_SOURCE, MAX_WINDOWS, WINDOW, PatchNet, embed_masks,
-                           grid_windows, pair_classes, pair_distances, random_windows,
-                           train_patch_net, warp_windows)
+                           grid_windows, pair_classes, pair_distances, pool_windows,
+                           random_windows, train_patch_net, warp_windows)
 
+from .conftest import line_masks
 
-def _lines(horizontal, n, rng, size=(60, 90)):
-    """``n`` masks of a few 2-pixel lines, all horizontal or all vertical."""
-    masks = []
-    for _ in range(n):
-        mask = np.zeros(size, dtype=bool)
-        for at in rng.choice(np.arange(5, min(size) - 5), 4, replace=False):
-            if horizontal:
-                mask[at:at + 2, 5:-5] = True
-            else:
-                mask[5:-5, at:at + 2] = True
-        masks.append(mask)
-    return masks
+#: The classes of the fixture's 12 flat and 12 upright line masks.
+LINE_LABELS = np.repeat(["flat", "upright"], 12)
 
 
 def _speckle(seed, shape=(300, 400)):
@@ -41,9 +32,8 @@ def untrained():
 def lines_net():
     """A network trained on flat and upright lines, and its training masks."""
     rng = np.random.default_rng(0)
-    masks = _lines(True, 12, rng) + _lines(False, 12, rng)
-    labels = np.repeat(["flat", "upright"], 12)
-    net = train_patch_net(masks, labels, epochs=4, windows_per_image=64, seed=0)
+    masks = line_masks(True, 12, rng) + line_masks(False, 12, rng)
+    net = train_patch_net(masks, LINE_LABELS, epochs=4, windows_per_image=64, seed=0)
     return net, masks, rng
 
 
@@ -208,7 +198,7 @@ def test_the_network_learns_what_tells_its_classes_apart(lines_net):
     net, masks, rng = lines_net
     assert isinstance(net, PatchNet) and not net.training
     centres = embed_masks(net, masks).reshape(2, 12, -1).mean(axis=1)
-    new = _lines(True, 4, rng) + _lines(False, 4, rng)
+    new = line_masks(True, 4, rng) + line_masks(False, 4, rng)
     rows = embed_masks(net, new)
     # New masks lie nearer their own class's centre than the other's.
     nearest = np.linalg.norm(rows[:, None] - centres[None], axis=2).argmin(axis=1)
@@ -227,7 +217,7 @@ def test_the_network_learns_what_tells_its_classes_apart(lines_net):
 
 def test_training_is_deterministic_for_a_seed():
     rng = np.random.default_rng(0)
-    masks = _lines(True, 3, rng) + _lines(False, 3, rng)
+    masks = line_masks(True, 3, rng) + line_masks(False, 3, rng)
     labels = [2, 2, 2, 7, 7, 7]  # any sortable labels
 
     def weights(seed):
@@ -241,21 +231,20 @@ def test_training_is_deterministic_for_a_seed():
     assert not torch.equal(first["head.weight"], other["head.weight"])
 
 
-def test_augmented_training_learns_too_and_is_deterministic():
+def test_augmented_training_learns_too_and_is_deterministic(lines_net):
     # Lines turned by at most 15 degrees stay flat or upright: still told apart.
-    rng = np.random.default_rng(0)
-    masks = _lines(True, 12, rng) + _lines(False, 12, rng)
-    labels = np.repeat(["flat", "upright"], 12)
+    plain, masks, _ = lines_net  # the same training without augmentation
 
-    def trained(augment):
-        return train_patch_net(masks, labels, epochs=4, windows_per_image=64, augment=augment,
+    def trained():
+        return train_patch_net(masks, LINE_LABELS, epochs=4, windows_per_image=64, augment=True,
                                seed=0)
 
-    net, again, plain = trained(True), trained(True), trained(False)
+    net, again = trained(), trained()
     for name, weight in net.state_dict().items():
         assert torch.equal(weight, again.state_dict()[name])
     assert not torch.equal(net.head.weight, plain.head.weight)
-    rows = embed_masks(net, _lines(True, 4, rng) + _lines(False, 4, rng))
+    rng = np.random.default_rng(1)
+    rows = embed_masks(net, line_masks(True, 4, rng) + line_masks(False, 4, rng))
     same = pair_distances(rows, [[0, 1], [2, 3], [4, 5], [6, 7]])
     other = pair_distances(rows, [[0, 4], [1, 5], [2, 6], [3, 7]])
     assert same.mean() < other.mean() / 2
@@ -278,9 +267,21 @@ def test_train_patch_net_refuses_what_it_cannot_learn_from(masks, labels, messag
 # Embeddings
 
 
+def test_pool_windows_pools_each_scan_alone():
+    torch.manual_seed(0)
+    embeddings = torch.randn(3, 2, 5, 4)  # 3 pairs x 2 scans x 5 windows x 4 features
+    pooled = pool_windows(embeddings)
+    assert pooled.shape == (3, 2, 4)
+    torch.testing.assert_close(pooled.norm(dim=-1), torch.ones(3, 2))
+    one = embeddings[1, 0]
+    expected = (one / one.norm(dim=1, keepdim=True)).mean(0)
+    torch.testing.assert_close(pooled[1, 0], expected / expected.norm())
+    torch.testing.assert_close(pool_windows(one), pooled[1, 0])
+
+
 def test_embeddings_are_unit_rows_and_nan_without_ink(untrained):
     rng = np.random.default_rng(0)
-    masks = [None, _lines(True, 1, rng)[0], np.zeros((20, 20), bool), _speckle(0)]
+    masks = [None, line_masks(True, 1, rng)[0], np.zeros((20, 20), bool), _speckle(0)]
     for seed in (None, 3):
         rows = embed_masks(untrained, masks, seed=seed)
         assert rows.dtype == np.float64 and rows.shape == (4, untrained.head.in_features)
