@@ -21,6 +21,7 @@ from ._pairs import PairedCanvases, as_bank, size_distances, stroke_differences,
 from .nn import BACKBONES, DISTANCES, LOSSES, PairDataset, SiameseModule, SiameseNet
 from .nn.batching import image_clusters
 from .patches import embed_masks, pair_classes, pair_distances, train_patch_net
+from .strokes import N_STROKE_FEATURES
 from .threshold import STRATEGIES, choose_threshold, equal_error_rate_from_roc, roc_curve
 
 #: Weights of the size term that ``size_weight="auto"`` tries (0: the network alone).
@@ -713,6 +714,15 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 "array, or stroke_descriptors=False): pass the pairs through "
                 "skseg.SignaturePreprocessor() (compact_pairs=True, the default) or give a "
                 "PairedCanvases with strokes; or refit with stroke_weight=0."
+            )
+        if stroke_difference.shape[1] != self.stroke_model_.n_features:
+            # A model fitted with another release's descriptor (its parts differ).
+            raise ValueError(
+                f"this verifier's stroke term was fitted on descriptors of "
+                f"{self.stroke_model_.n_features} numbers, but X carries descriptors of "
+                f"{stroke_difference.shape[1]} (skseg.strokes.N_STROKE_FEATURES is "
+                f"{N_STROKE_FEATURES} in this release): refit the verifier on pairs this "
+                "release preprocessed, or refit with stroke_weight=0."
             )
         log_odds = self.stroke_model_.decision_function(stroke_difference)
         if isinstance(distances, torch.Tensor):

@@ -103,6 +103,11 @@ def test_a_fixed_weight_needs_descriptors_and_a_fitted_one_refuses_pairs_without
     with pytest.raises(ValueError, match="carries none"):
         model.calibrate_threshold(sizes_only, y)
     model.calibrate_threshold(X, y, strategy="accuracy")  # with descriptors: fine
+    # Descriptors of another width (another release's parts) are refused, naming both.
+    fewer = PairedCanvases(X.images, X.index, X.sizes, X.strokes[:, :-64])
+    with pytest.raises(ValueError, match=r"fitted on descriptors of 714 numbers, but X carries "
+                                         r"descriptors of 650"):
+        model.decision_function(fewer[:4])
 
 
 def test_the_stroke_term_is_saved_and_loaded(stroked_pairs, tmp_path):
