@@ -198,7 +198,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         scan).
     stroke_descriptors : bool, default=True
         Also describe each image's ink at the scan's resolution
-        (:func:`skseg.strokes.stroke_descriptor`, 714 numbers), carried with the
+        (:func:`skseg.strokes.stroke_descriptor`, 650 numbers), carried with the
         pairs (:class:`~skseg.PairedCanvases` ``strokes``) for the verifier's
         ``stroke_weight``. It costs about 6 ms per CEDAR scan and 23 ms per
         full-resolution SigComp 2011 scan on one core. ``False``: none (the
@@ -264,7 +264,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
     >>> prep.transform([[scan, scan]]).sizes               # its ink: 10 x 100 pixels
     array([[ 10., 100.]])
     >>> prep.transform([[scan, scan]]).strokes.shape       # its stroke descriptor
-    (1, 714)
+    (1, 650)
     """
 
     _parameter_constraints: dict = {
@@ -421,7 +421,7 @@ class SignaturePreprocessor(TransformerMixin, BaseEstimator, auto_wrap_output_ke
         >>> canvases, sizes, strokes = SignaturePreprocessor(
         ...     canvas_size=(32, 64)).transform_with_cues([scan, scan[::2, ::2]])
         >>> strokes.shape
-        (2, 714)
+        (2, 650)
         >>> PairedCanvases(canvases, [[0, 1]], sizes, strokes)
         PairedCanvases(1 pairs of (32, 64) canvases, 2 distinct images, with sizes and strokes)
         """

@@ -13,12 +13,9 @@ The parts, in order (:data:`STROKE_PARTS`): the ink box and ink amount, slant
 and spread (second moments), connected components; stroke widths (the
 distance transform on the ridge of the strokes) and contour roughness; a
 4 x 8 ink-density grid; column and row profiles; gradient-direction
-histograms on 2 x 4 and 4 x 8 cells; the histogram of the 256 3 x 3 ink
+histograms on 2 x 4 and 4 x 8 cells; and the histogram of the 256 3 x 3 ink
 patterns (a pixel's 8 neighbours) after scaling the ink so that its median
-stroke is about 2 pixels wide: how the pen moved, at the scale of the stroke;
-and, at that scale, how long the runs of ink and of the paper between strokes
-are along rows, columns and both diagonals: how far apart and how long the
-strokes run in each direction.
+stroke is about 2 pixels wide: how the pen moved, at the scale of the stroke.
 
 This module is numpy, scipy and Pillow only: preprocessing worker processes
 import it without torch.
@@ -39,7 +36,6 @@ STROKE_PARTS = {
     "gradient directions 2 x 4": 64,
     "gradient directions 4 x 8": 256,
     "3 x 3 ink patterns": 256,
-    "run lengths": 64,
 }
 #: Length of one descriptor.
 N_STROKE_FEATURES = sum(STROKE_PARTS.values())
@@ -47,8 +43,6 @@ N_STROKE_FEATURES = sum(STROKE_PARTS.values())
 _DIRECTION_BINS = 8
 # The shape at one size (width, height), for the density grid and the directions.
 _SHAPE_SIZE = (128, 64)
-# Run-length classes: 1, 2-3, 4-7, ... and 128 pixels or more (log2 of the length).
-_RUN_BINS = 8
 
 
 def stroke_descriptor(ink):
@@ -123,7 +117,6 @@ def _descriptor_and_stroke_mask(ink):
         box_and_moments, widths_and_roughness, grid / max(grid.sum(), 1e-12), *profiles,
         _direction_histograms(small, [(2, 4), (4, 8)]),
         _neighbour_patterns(scaled),
-        _run_lengths(scaled),
     ]).astype(np.float64)
     return descriptor, scaled
 
@@ -175,47 +168,6 @@ def _neighbour_patterns(ink):
         code |= padded[dy:dy + height, dx:dx + width].astype(np.int64) << bit
     histogram = np.bincount(code[ink], minlength=256).astype(np.float64)
     return histogram / max(histogram.sum(), 1.0)
-
-
-def _run_lengths(ink):
-    """Histograms of the lengths of the runs of ink, and of the paper between two
-    runs of ink, along the rows, columns, diagonals and anti-diagonals of the mask
-    ``ink``: 8 histograms of :data:`_RUN_BINS` length classes (log2), each the
-    fraction of its runs' pixels in each class (all 0 where there is no run)."""
-    histograms = []
-    lines_of = (ink, ink.T, _skewed(ink).T, _skewed(ink[:, ::-1]).T)
-    runs = [_runs(lines) for lines in lines_of]
-    for ink_runs in (True, False):
-        for starts, ends, line in runs:
-            if ink_runs:
-                lengths = ends - starts
-            else:  # the gaps between successive runs of ink on one line
-                same_line = line[1:] == line[:-1]
-                lengths = (starts[1:] - ends[:-1])[same_line]
-            classes = np.minimum(np.log2(np.maximum(lengths, 1)).astype(int), _RUN_BINS - 1)
-            histogram = np.bincount(classes, lengths, _RUN_BINS)
-            histograms.append(histogram / max(histogram.sum(), 1.0))
-    return np.concatenate(histograms)
-
-
-def _skewed(ink):
-    """The mask with row ``r`` shifted right by ``r``: its columns are the mask's
-    anti-diagonals (the cells a step down and to the left of each other)."""
-    height, width = ink.shape
-    out = np.zeros((height, width + height - 1), dtype=bool)
-    rows = np.arange(height)[:, None]
-    out[rows, rows + np.arange(width)] = ink
-    return out
-
-
-def _runs(lines):
-    """Start, end (exclusive) and line of each run of True in the rows of ``lines``,
-    in order, positions counted along the rows laid end to end with one False
-    between them."""
-    padded = np.pad(lines, ((0, 0), (0, 1))).ravel()
-    edges = np.diff(padded.astype(np.int8), prepend=np.int8(0))
-    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-    return starts, ends, starts // (lines.shape[1] + 1)
 
 
 def _scaled(ink, scale):

@@ -716,7 +716,7 @@ class SiameseVerifier(ClassifierMixin, BaseEstimator):
                 "PairedCanvases with strokes; or refit with stroke_weight=0."
             )
         if stroke_difference.shape[1] != self.stroke_model_.n_features:
-            # A model fitted with another release's descriptor (its parts differ).
+            # A model fitted on another release's descriptor (its parts differ).
             raise ValueError(
                 f"this verifier's stroke term was fitted on descriptors of "
                 f"{self.stroke_model_.n_features} numbers, but X carries descriptors of "

@@ -105,8 +105,8 @@ def test_a_fixed_weight_needs_descriptors_and_a_fitted_one_refuses_pairs_without
     model.calibrate_threshold(X, y, strategy="accuracy")  # with descriptors: fine
     # Descriptors of another width (another release's parts) are refused, naming both.
     fewer = PairedCanvases(X.images, X.index, X.sizes, X.strokes[:, :-64])
-    with pytest.raises(ValueError, match=r"fitted on descriptors of 714 numbers, but X carries "
-                                         r"descriptors of 650"):
+    with pytest.raises(ValueError, match=r"fitted on descriptors of 650 numbers, but X carries "
+                                         r"descriptors of 586"):
         model.decision_function(fewer[:4])
 
 
