@@ -92,3 +92,40 @@ def test_main_writes_the_descriptors_alone(stroke_cues, tmp_path, capsys):
     written = json.loads(out.read_text())
     assert written["n_images"] == 5 * 7 and len(written["alone"]) == 5
     assert "descriptors alone" in capsys.readouterr().out
+
+
+def test_run_lengths_measure_strokes_and_the_paper_between_them(stroke_cues):
+    ink = np.zeros((20, 40), dtype=bool)
+    ink[2:5, 3:35] = True    # two horizontal strokes, 3 pixels thick and 32 long,
+    ink[11:14, 3:35] = True  # with 6 rows of paper between them
+    histograms = stroke_cues.run_length_histograms(ink).reshape(2, 4, 8)  # kind, direction
+    (rows, columns, anti, diagonal), (paper_rows, paper_columns, _, _) = histograms
+    # Along the rows, every ink pixel lies in a run of 32 (class 5: 32 to 63) ...
+    np.testing.assert_array_equal(rows, np.eye(8)[5])
+    # ... down the columns in runs of 3 (class 1: 2 or 3), and slantwise too, but
+    # for the strokes' cut-off corners.
+    np.testing.assert_array_equal(columns, np.eye(8)[1])
+    np.testing.assert_array_equal(anti, diagonal)
+    assert anti[1] > 0.95 and anti[0] == pytest.approx(1 - anti[1])
+    # The paper between the strokes: runs of 6 down the columns (class 2: 4 to 7),
+    # and none along the rows, where no paper lies between two runs of ink.
+    np.testing.assert_array_equal(paper_columns, np.eye(8)[2])
+    np.testing.assert_array_equal(paper_rows, np.zeros(8))
+    # A mask turned a quarter swaps rows and columns.
+    turned = stroke_cues.run_length_histograms(np.rot90(ink)).reshape(2, 4, 8)
+    np.testing.assert_array_equal(turned[:, [1, 0]], histograms[:, [0, 1]])
+    # Runs longer than 127 pixels share the last class.
+    assert stroke_cues.run_length_histograms(np.ones((1, 300), dtype=bool))[7] == 1.0
+
+
+def test_run_lengths_follow_the_descriptor(stroke_cues):
+    blank = np.full((30, 50), 240, dtype=np.uint8)
+    scans = [blank, _stroke(40, 120)]
+    plain = stroke_cues.descriptors(scans)
+    rows = stroke_cues.descriptors(scans, run_lengths=True)
+    assert rows.shape == (2, plain.shape[1] + stroke_cues.N_RUN_LENGTHS)
+    np.testing.assert_array_equal(rows[:, : plain.shape[1]], plain)
+    # Blank: unknown; a stroke: 8 histograms, each summing to 1 or empty.
+    assert np.isnan(rows[0]).all()
+    sums = rows[1, plain.shape[1]:].reshape(8, 8).sum(axis=1)
+    assert np.isin(np.round(sums, 9), [0.0, 1.0]).all() and sums[:4].min() == pytest.approx(1.0)
