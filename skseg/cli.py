@@ -275,7 +275,8 @@ def cmd_benchmark(args):
         s = result["summary"][name]
         print(f"{name:<20}{cells}   {s['mean']:.4f} +- {s['std']:.4f}")
     env = result["environment"]
-    print(f"device {env['device']} ({env['device_name']}), torch {env['torch']}")
+    print(f"device {env['device']} ({env['device_name']}, {env['cpu_capability']}), "
+          f"torch {env['torch']}")
     for path in write_report(result, args.output):
         print(f"Wrote {path}")
     if pretrain is not None:

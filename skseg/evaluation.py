@@ -11,6 +11,7 @@ import json
 import os
 import platform
 import time
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -127,7 +128,7 @@ def cross_validate_writers(
     result : dict
         ``folds``: one dict per fold with the figures of :data:`METRICS`, the
         writers tested and pair counts; ``summary``: ``{metric: {"mean", "std"}}``;
-        ``environment``: device, torch and skseg versions, machine; ``settings``:
+        ``environment``: device, CPU capability, versions, machine; ``settings``:
         the verifier's and preprocessor's parameters, and what was pretrained on.
         ``scores`` (not written to JSON): per fold, the test labels, kinds,
         decision values and claimed writers. ``pretrained`` (not written to
@@ -370,16 +371,25 @@ def _fold_metrics(y, kind, decision, writer=None):
     return metrics
 
 
+#: Libraries whose versions a report records: each can move the figures (scikit-learn
+#: fits the stroke term, the others train or preprocess).
+_REPORTED_LIBRARIES = ("scikit-learn", "skorch", "numpy", "scipy", "torchvision", "pillow")
+
+
 def _environment(device):
     return {
         "device": device,
         "device_name": (torch.cuda.get_device_name(0) if str(device).startswith("cuda")
                         else platform.processor() or platform.machine()),
         "cpu_threads": torch.get_num_threads(),
+        # The vector instructions torch's CPU kernels use (e.g. AVX2, AVX512): they
+        # round differently, so one seed trains another network on another kind of CPU.
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
         "skseg": __version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "libraries": {name: metadata.version(name) for name in _REPORTED_LIBRARIES},
     }
 
 

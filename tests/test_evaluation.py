@@ -4,12 +4,15 @@ import json
 
 import numpy as np
 import pytest
+import sklearn
+import skorch
+import torch
 from sklearn.utils import Bunch
 
 from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_synthetic_signatures
-from skseg.evaluation import (METRICS, _default_pretrain_verifier, cross_validate_writers,
-                              write_report)
+from skseg.evaluation import (METRICS, _default_pretrain_verifier, _environment,
+                              cross_validate_writers, write_report)
 from skseg.metrics import writer_equal_error_rates
 from skseg.verifier import SIZE_WEIGHTS, STROKE_WEIGHTS
 
@@ -134,6 +137,19 @@ def test_pretraining_runs_once_and_every_fold_fine_tunes_from_it(tmp_path):
     # The report leaves the model out; skseg.save is its form.
     report = json.loads(write_report(result, tmp_path / "r.json")[0].read_text())
     assert "pretrained" not in report and report["settings"]["pretraining"]["n_images"] == 18
+    assert report["environment"] == json.loads(json.dumps(_environment("cpu")))
+
+
+def test_the_environment_names_the_cpu_kernels_and_the_library_versions():
+    # Torch's kernels differ by CPU (AVX2, AVX512) and round differently: a figure
+    # is comparable only with one measured on the same kind, with the same libraries.
+    env = _environment("cpu")
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["libraries"]["scikit-learn"] == sklearn.__version__
+    assert env["libraries"]["skorch"] == skorch.__version__
+    assert env["libraries"]["numpy"] == np.__version__
+    assert set(env["libraries"]) == {"scikit-learn", "skorch", "numpy", "scipy", "torchvision",
+                                     "pillow"}
 
 
 def test_the_default_pretraining_is_the_verifier_with_the_default_schedule():
