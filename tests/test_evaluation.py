@@ -137,7 +137,9 @@ def test_pretraining_runs_once_and_every_fold_fine_tunes_from_it(tmp_path):
     # The report leaves the model out; skseg.save is its form.
     report = json.loads(write_report(result, tmp_path / "r.json")[0].read_text())
     assert "pretrained" not in report and report["settings"]["pretraining"]["n_images"] == 18
-    assert report["environment"] == json.loads(json.dumps(_environment("cpu")))
+    # The environment of the device the folds ran on (a GPU where there is one).
+    device = report["environment"]["device"]
+    assert report["environment"] == json.loads(json.dumps(_environment(device)))
 
 
 def test_the_environment_names_the_cpu_kernels_and_the_library_versions():
