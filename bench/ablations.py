@@ -54,12 +54,16 @@ default exactly, other seeds train on and validate with other writers.
 - ``cosine-lr``: the learning rate falls from ``lr`` to 0 along a half cosine
   over the ``max_epochs`` epochs (skorch's ``LRScheduler`` with
   ``CosineAnnealingLR``, one step per epoch) instead of staying constant.
-- ``cohort-norm``: training unchanged; each pair's distance is standardised
-  (:func:`score_norm`) by its images' distances to a cohort of 400 of the
-  fold's training images: both images' (s-norm) or the reference's (z-norm),
-  to the whole cohort or to each image's 50 nearest (:data:`COHORT_NORMS`). Each
-  normalisation has its own size weight and validation-writer EER, and the
-  same model's test pairs are scored each way and raw (``norms``).
+- ``cohort-norm``: training unchanged; each pair's full distance (network,
+  size and stroke terms, as the threshold sees it) is standardised
+  (:func:`score_norm`) by its images' full distances to a cohort of 400 of
+  the fold's training images: both images' (s-norm) or the reference's
+  (z-norm), to the whole cohort or to each image's 50 nearest
+  (:data:`COHORT_NORMS`). Each normalisation has its own validation-writer
+  EER, and the same model's test pairs are scored each way and raw
+  (``norms``). Before 2026-11-25 the network's distance alone was
+  normalised, each normalisation with a size weight of its own, and the
+  stroke term was left out.
 - ``shared-split``: every seed holds out seed 0's validation writers, so seeds
   differ only in initial weights and batch order; with several ``--seeds`` the
   ensemble also gets a validation-writer EER (its mean decision value on those
@@ -128,7 +132,7 @@ from torch.optim.swa_utils import AveragedModel
 import skseg
 from skseg import SiameseVerifier, SignaturePreprocessor
 from skseg._image import load_grayscale
-from skseg._pairs import as_bank, size_distances
+from skseg._pairs import PairedCanvases, as_bank
 from skseg.datasets import load_signatures, make_synthetic_signatures
 from skseg.datasets._pairs import _items_of
 from skseg.evaluation import _extra_corpus, _fold_metrics, _pretrain, cross_validate_writers
@@ -361,12 +365,28 @@ COHORT_NORMS = {"s-norm": ((0, 1), None), "s-norm, 50 nearest": ((0, 1), 50),
                 "z-norm": ((0,), None), "z-norm, 50 nearest": ((0,), 50)}
 
 
-def cohort_distances(net, embeddings, cohort):
-    """Distances ``(n, c)`` of each of ``n`` embedded images to each cohort image."""
-    n, c = len(embeddings), len(cohort)
-    pairs = np.stack([np.repeat(np.arange(n), c), n + np.tile(np.arange(c), n)], axis=1)
-    both = torch.cat([embeddings, cohort])
-    return net.pair_distances(both, pairs, numpy=False).view(n, c)
+def _images_of(X):
+    """The images ``X``'s pairs use, with what each carries (sizes, strokes, masks),
+    as a PairedCanvases pairing each with itself; and ``X``'s pairs as rows of it."""
+    if not isinstance(X, PairedCanvases):
+        raise TypeError("cohort-norm scores the verifier's full distance, which needs "
+                        "the pairs as a PairedCanvases (SignaturePreprocessor's output); "
+                        f"got {type(X).__name__}.")
+    used, pairs = np.unique(X.index, return_inverse=True)
+    carried = (None if a is None else a[used] for a in (X.sizes, X.strokes, X.masks))
+    itself = np.repeat(np.arange(len(used)), 2).reshape(-1, 2)
+    return PairedCanvases(X.images[used], itself, *carried), pairs.reshape(X.index.shape)
+
+
+def paired_with_cohort(images, cohort):
+    """Each of ``images`` (a PairedCanvases from :func:`_images_of`) paired with each
+    of ``cohort`` (another), image first: ``n * c`` pairs, image by image."""
+    n, c = len(images.images), len(cohort.images)
+    index = np.stack([np.repeat(np.arange(n), c), n + np.tile(np.arange(c), n)], axis=1)
+    both = [None if a is None or b is None else np.concatenate([a, b])
+            for a, b in zip((images.sizes, images.strokes, images.masks),
+                            (cohort.sizes, cohort.strokes, cohort.masks))]
+    return PairedCanvases(np.concatenate([images.images, cohort.images]), index, *both)
 
 
 def score_norm(distances, pairs, to_cohort, sides=(0, 1), nearest=None):
@@ -456,65 +476,54 @@ def pretrained_verifier(pretrained):
     return PretrainedVerifier
 
 
-def _size_tensor(X, like):
-    """The pairs' size distances as a tensor like ``like`` (zeros without sizes)."""
-    size = size_distances(X)
-    return torch.zeros_like(like) if size is None else torch.as_tensor(size).to(like)
-
-
 def cohort_norm_verifier(records, cohort_size=400):
     """A SiameseVerifier class that normalises its distances against a cohort of
     ``cohort_size`` of its training images (:data:`COHORT_NORMS`).
 
-    The network and its training are the defaults'. After fitting, each
-    normalisation has its own size weight and validation-writer EER; the
-    first one sets the threshold. ``records["validation"]`` gets each
-    normalisation's validation EER and ``records["test"]`` the decision values
-    of each on the pairs scored last, both with ``"raw"``, the same model
-    without normalisation.
+    The network, its training and every weight (size, stroke, patch) are the
+    defaults'; what is normalised is the verifier's full distance, the one its
+    threshold applies to, of each pair and of each image to each cohort image.
+    The first normalisation sets the threshold. ``records["validation"]`` gets
+    each normalisation's validation-writer EER and ``records["test"]`` the
+    decision values of each on the pairs scored last, both with ``"raw"``, the
+    same model without normalisation.
     """
 
     class CohortNormVerifier(SiameseVerifier):
         def fit(self, X, y):
             super().fit(X, y)
             records["validation"] = {"raw": self.validation_eer_}
-            self.raw_size_weight_ = self.size_weight_
             bank, index = as_bank(X)
             target = (column_or_1d(y) == self.classes_[1]).astype(np.float32)
             train_idx, valid_idx = fit_split(self, index, target, len(bank))
-            used = np.unique(index[train_idx])
-            pick = check_random_state(0).choice(len(used), min(cohort_size, len(used)),
-                                                replace=False)
-            self.cohort_ = self.net_.embed(bank[np.sort(used[pick])])
+            cohort, _ = _images_of(X[train_idx])
+            pick = np.sort(check_random_state(0).choice(
+                len(cohort.images), min(cohort_size, len(cohort.images)), replace=False))
+            self.cohort_ = _images_of(PairedCanvases(
+                cohort.images, cohort.index[pick], cohort.sizes, cohort.strokes,
+                cohort.masks))[0]
 
-            valid = X[valid_idx]  # a PairedCanvases keeps its bank and sizes
-            raw, to_cohort, valid_pairs = self._raw_and_cohort(valid)
+            raw, to_cohort, pairs = self._raw_and_cohort(X[valid_idx])
             target = torch.as_tensor(target[valid_idx], device=raw.device)
-            size = _size_tensor(valid, raw)
-            self.norm_scale_, self.norm_size_weight_ = {}, {}
-            for k, (name, (sides, nearest)) in enumerate(COHORT_NORMS.items()):
-                z, self.norm_scale_[name] = score_norm(raw, valid_pairs, to_cohort, sides,
-                                                       nearest)
-                distances = self._in_raw_units(z, name)
-                # The size weights are on the raw scale, as the normalised distance is.
-                self.size_weight_ = self._choose_size_weight(distances, size, target)
-                self.norm_size_weight_[name] = self.size_weight_
-                records["validation"][name] = _equal_error_rate(
-                    target, distances + self.size_weight_ * size)
-                if k == 0:
-                    main = distances + self.size_weight_ * size, self.size_weight_
-            self.size_weight_ = main[1]
-            self.validation_eer_ = records["validation"][next(iter(COHORT_NORMS))]
-            self._calibrate(main[0], target, self.threshold_strategy, self.threshold_target,
-                            choose=self.threshold == "auto")
+            self.norm_scale_, distances = {}, {}
+            for name, (sides, nearest) in COHORT_NORMS.items():
+                z, self.norm_scale_[name] = score_norm(raw, pairs, to_cohort, sides, nearest)
+                distances[name] = self._in_raw_units(z, name)
+                records["validation"][name] = _equal_error_rate(target, distances[name])
+            main = next(iter(COHORT_NORMS))
+            self.validation_eer_ = records["validation"][main]
+            self._calibrate(distances[main], target, self.threshold_strategy,
+                            self.threshold_target, choose=self.threshold == "auto")
             return self
 
         def _raw_and_cohort(self, X):
-            """Raw pair distances, each used image's cohort distances, the bank's pairs."""
-            bank, index = as_bank(X)
-            embeddings = self.net_.embed(bank)
-            raw = self.net_.pair_distances(embeddings, index, numpy=False)
-            return raw, cohort_distances(self.net_, embeddings, self.cohort_), index
+            """The pairs' full distances, each used image's full distances to the
+            cohort ``(n, c)``, and the pairs as rows of those images."""
+            raw = super()._distances(X, numpy=False)
+            images, pairs = _images_of(X)
+            to_cohort = super()._distances(paired_with_cohort(images, self.cohort_),
+                                           numpy=False)
+            return raw, to_cohort.view(len(images.images), -1), pairs
 
         def _in_raw_units(self, z, name):
             mean, sd = self.norm_scale_[name]
@@ -523,12 +532,10 @@ def cohort_norm_verifier(records, cohort_size=400):
         def _distances(self, X, numpy=True):
             check_is_fitted(self)
             raw, to_cohort, pairs = self._raw_and_cohort(X)
-            size = _size_tensor(X, raw)
-            distances = {"raw": raw + self.raw_size_weight_ * size}
+            distances = {"raw": raw}
             for name, (sides, nearest) in COHORT_NORMS.items():
                 z, _ = score_norm(raw, pairs, to_cohort, sides, nearest)
-                distances[name] = (self._in_raw_units(z, name)
-                                   + self.norm_size_weight_[name] * size)
+                distances[name] = self._in_raw_units(z, name)
             records["test"] = {name: -d.double().cpu().numpy() for name, d in distances.items()}
             main = distances[next(iter(COHORT_NORMS))].double()
             return main.cpu().numpy() if numpy else main

@@ -8,7 +8,7 @@ import pytest
 import torch
 from skorch.callbacks import Callback
 
-from skseg import SiameseVerifier, SignaturePreprocessor
+from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import make_pairs, make_synthetic_signatures
 from skseg._pairs import as_bank
 from skseg.datasets._pairs import _items_of
@@ -264,6 +264,39 @@ def test_cohort_norm_scores_the_defaults_model_each_way(ablations, data):
     assert run["validation_eer"] == pytest.approx(first["validation_eer"])
     for figures in norms.values():
         assert 0 <= figures["eer_skilled"] <= 1 and 0 <= figures["validation_eer"] <= 1
+
+
+def test_cohort_norm_normalises_the_full_distance(ablations, data):
+    pairs, y, _ = make_pairs(data, random_state=0)
+    X = PREP.transform(pairs)
+    params = {**TINY, "size_weight": 1.0, "stroke_weight": 1.0, "random_state": 0}  # both terms
+    records = {}
+    verifier = ablations.cohort_norm_verifier(records, cohort_size=5)(**params).fit(X, y)
+    plain = SiameseVerifier(**params).fit(X, y)
+    assert plain.stroke_weight_ == 1.0 and plain.size_weight_ == 1.0
+    some = X[:9]
+    verifier.decision_function(some)
+    # "raw" is the defaults' full distance: network, size and stroke terms.
+    np.testing.assert_allclose(records["test"]["raw"],
+                               plain.decision_function(some) - plain.threshold_, rtol=1e-6)
+    # Each image's distance to each of the 5 cohort images is that same full distance.
+    _, to_cohort, rows = verifier._raw_and_cohort(some)
+    images, _ = ablations._images_of(some)
+    cohort = verifier.cohort_
+    assert to_cohort.shape == (len(images.images), 5) and len(cohort.images) == 5
+    np.testing.assert_array_equal(images.images[rows], np.asarray(some))
+    for i, j in [(0, 0), (2, 4), (len(images.images) - 1, 1)]:
+        one = PairedCanvases(np.stack([images.images[i], cohort.images[j]]), [[0, 1]],
+                             np.stack([images.sizes[i], cohort.sizes[j]]),
+                             np.stack([images.strokes[i], cohort.strokes[j]]))
+        assert float(to_cohort[i, j]) == pytest.approx(
+            float(plain.threshold_ - plain.decision_function(one)[0]), rel=1e-6)
+
+
+def test_cohort_norm_needs_paired_canvases(ablations, data):
+    pairs, _, _ = make_pairs(data, random_state=0)
+    with pytest.raises(TypeError, match="PairedCanvases.*got ndarray"):
+        ablations._images_of(np.asarray(PREP.transform(pairs[:3])))
 
 
 def test_cohort_norm_prints_each_normalisation(ablations, data, monkeypatch, capsys, tmp_path):
