@@ -31,7 +31,8 @@ that the naive recipe does not do):
    device), with channels-last and PyTorch's default layout, and on a GPU in float32 and
    under bf16 autocast; on a GPU also as a fraction of its dense bf16 peak (FLOPs per
    image counted by ``torch.utils.flop_counter``), and GPU memory of ``fit``. Then the
-   environment (torch, threads, CPU model, cores, GPU).
+   environment (torch and library versions, threads, CPU model and vector
+   instructions, cores, GPU).
 
 The naive rates are measured on at most ``--naive-pairs`` pairs (a rate, so it
 extrapolates; the output says when it did). Goals are printed as PASS/FAIL next to
@@ -70,6 +71,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from skseg import PairedCanvases, SiameseVerifier, SignaturePreprocessor
 from skseg.datasets import load_signatures, make_pairs, make_synthetic_signatures
+from skseg.evaluation import _environment
 from skseg.nn import BACKBONES, ContrastiveLoss
 from skseg.nn.net import forward_precision
 from skseg.nn.siamese import SiameseModule
@@ -107,15 +109,13 @@ def cpu_model():
 
 
 def environment(device):
+    """The package's report environment (device, threads, CPU capability, versions)
+    with what a speed figure also depends on: the GPU or CPU model and the cores."""
     return {
-        "device": device,
+        **_environment(device),
         "gpu": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
         "cpu": cpu_model(),
         "cores": n_cores(),
-        "torch_threads": torch.get_num_threads(),
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
     }
 
 
@@ -533,8 +533,8 @@ def print_report(r):
     mb = 1 / 2**20
     print(f"\nskseg speed: backbone {r['backbone']}, canvas {r['canvas'][0]}x{r['canvas'][1]}, "
           f"device {env['device']}{' (' + env['gpu'] + ')' if env['gpu'] else ''}")
-    print(f"CPU {env['cpu']}, {env['cores']} cores, torch {env['torch']}, "
-          f"{env['torch_threads']} torch threads")
+    print(f"CPU {env['cpu']} ({env['cpu_capability']}), {env['cores']} cores, "
+          f"torch {env['torch']}, {env['cpu_threads']} torch threads")
     print(f"data: {data['source']}, {data['writers']} writers, {data['images']} images, "
           f"{data['pairs']} SigNet pairs\n")
     rows = []

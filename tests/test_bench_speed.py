@@ -119,3 +119,13 @@ def test_verdicts(speed):
     assert speed.verdict("training", 5.0)[1] == "FAIL"
     assert speed.verdict("memory", 1.5)[1] == "PASS"
     assert speed.verdict("memory", 3.0)[1] == "FAIL"
+
+
+def test_environment_is_the_packages_with_the_machine(speed):
+    from skseg.evaluation import _environment
+
+    env = speed.environment("cpu")
+    # The package's own record (capability, library versions), one source for both.
+    assert {k: env[k] for k in _environment("cpu")} == _environment("cpu")
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert env["gpu"] is None and env["cores"] >= 1 and env["cpu"]
