@@ -10,7 +10,14 @@ network without it). This script measures the descriptors *alone*, on each
 writer fold of ``skseg benchmark`` (same ``GroupKFold`` split): the same
 classifier learns from the training writers' pairs (genuine-genuine,
 genuine-skilled forgery and one random forgery per genuine pair) and scores
-the test writers' pairs, as the benchmark forms them.
+the test writers' pairs, as the benchmark forms them. Each fold also reports
+a validation-writer skilled EER (the classifier trained again without a fifth
+of the training writers, scored on theirs): the figure to choose a change by,
+as the test writers' must not be.
+
+``--tree-params`` changes the classifier's settings (any of
+scikit-learn's ``HistGradientBoostingClassifier``; the package's are
+``skseg._boosting.TREE_SETTINGS``).
 
 Only the ink mask is used, never its grey levels, where CEDAR's two scanning
 sessions differ (see ``background_shortcut.py``); two options check what the
@@ -29,6 +36,7 @@ Usage::
     python bench/stroke_cues.py ../shared/data/cedar --out strokes.json
     python bench/stroke_cues.py ../shared/data/cedar --soften 1.5
     python bench/stroke_cues.py ../shared/data/cedar --run-lengths
+    python bench/stroke_cues.py ../shared/data/cedar --tree-params '{"max_features": 0.3}'
 """
 
 import argparse
@@ -39,6 +47,7 @@ from pathlib import Path
 import numpy as np
 from joblib import Parallel, delayed
 from PIL import Image, ImageFilter
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import GroupKFold
 
 from skseg._boosting import fit_boosted_trees
@@ -146,30 +155,68 @@ def _eers(metrics):
             ("eer_skilled", "eer_random", "eer_skilled_writer", "eer_random_writer")}
 
 
-def alone(descriptor_rows, writer, genuine, n_splits=5, random_state=0):
+def alone(descriptor_rows, writer, genuine, n_splits=5, random_state=0, tree_params=None):
     """Per writer fold: the classifier trained on the training writers' pairs, its
-    EERs on the test writers' pairs (formed as ``skseg benchmark`` forms them)."""
+    EERs on the test writers' pairs (formed as ``skseg benchmark`` forms them);
+    and its validation-writer skilled EER (``validation_eer_skilled``): trained
+    again without the training writers of the first of ``n_splits`` writer groups,
+    scored on all their pairs, so that a change is chosen without the test
+    writers (a fold needs two training writers). ``tree_params`` go to
+    :func:`~skseg._boosting.fit_boosted_trees`."""
     positions = np.arange(len(descriptor_rows))
     folds = []
     for k, (train, test) in enumerate(GroupKFold(n_splits=n_splits).split(positions,
                                                                           groups=writer)):
-        pairs, y, _, _ = _pairs_of(positions[train], writer[train], genuine[train],
-                                   random_forgeries=1.0, return_kind=True,
-                                   random_state=random_state + k)
-        test_pairs, test_y, claimed, kind = _pairs_of(
-            positions[test], writer[test], genuine[test],
-            n_forgeries_per_genuine_pair=_ALL_PAIRS, random_forgeries=1.0,
-            return_kind=True, random_state=random_state + k)
-        model = fit_boosted_trees(pair_features(descriptor_rows, pairs), y,
-                                  random_state=random_state)
-        score = model.decision_function(pair_features(descriptor_rows, test_pairs))
-        folds.append({"fold": k, **_eers(_fold_metrics(test_y, kind, score, claimed))})
+        # One of n_splits groups of the training writers (one writer each if fewer).
+        inner = GroupKFold(n_splits=min(n_splits, len(np.unique(writer[train]))))
+        inner_train, valid = next(inner.split(train, groups=writer[train]))
+        scored = {name: _trained_and_scored(descriptor_rows, writer, genuine, fit_on, score_on,
+                                            random_state + k, random_state, tree_params)
+                  for name, fit_on, score_on in (("test", train, test),
+                                                 ("validation", train[inner_train],
+                                                  train[valid]))}
+        folds.append({"fold": k, **_eers(scored["test"]),
+                      "validation_eer_skilled": scored["validation"]["eer_skilled"]})
     return folds
+
+
+def _trained_and_scored(descriptor_rows, writer, genuine, fit_on, score_on, pair_seed,
+                        tree_seed, tree_params):
+    """The metrics of the classifier trained on the pairs of the images ``fit_on``
+    (SigNet pairs, one random forgery per genuine pair) on every pair of the
+    images ``score_on``."""
+    pairs, y, _, _ = _pairs_of(fit_on, writer[fit_on], genuine[fit_on], random_forgeries=1.0,
+                               return_kind=True, random_state=pair_seed)
+    test_pairs, test_y, claimed, kind = _pairs_of(
+        score_on, writer[score_on], genuine[score_on], n_forgeries_per_genuine_pair=_ALL_PAIRS,
+        random_forgeries=1.0, return_kind=True, random_state=pair_seed)
+    model = fit_boosted_trees(pair_features(descriptor_rows, pairs), y,
+                              random_state=tree_seed, **(tree_params or {}))
+    score = model.decision_function(pair_features(descriptor_rows, test_pairs))
+    return _fold_metrics(test_y, kind, score, claimed)
 
 
 def _rates(figures):
     return (f"skilled {100 * figures['eer_skilled']:.1f} %, "
             f"random {100 * figures['eer_random']:.1f} %")
+
+
+def _tree_params(parser, text):
+    """``--tree-params`` as a dict, or the parser's error naming what is wrong."""
+    if text is None:
+        return {}
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as error:
+        parser.error(f"--tree-params is not JSON ({error}): {text!r}")
+    if not isinstance(params, dict):
+        parser.error(f"--tree-params must be a JSON object; got {text!r}")
+    known = HistGradientBoostingClassifier().get_params()
+    unknown = sorted(key for key in params if key not in known or key == "random_state")
+    if unknown:
+        parser.error(f"--tree-params: {unknown} are not settings of the classifier (random_state "
+                     f"is --seed); it takes {sorted(set(known) - {'random_state'})}")
+    return params
 
 
 def main(argv=None):
@@ -187,8 +234,13 @@ def main(argv=None):
     parser.add_argument("--run-lengths", action="store_true",
                         help="append the run-length histograms of the ink at the stroke's "
                         "scale to each descriptor (a candidate part)")
+    parser.add_argument("--tree-params", default=None, metavar="JSON",
+                        help="HistGradientBoostingClassifier settings that replace or extend "
+                        "the package's (skseg._boosting.TREE_SETTINGS), e.g. "
+                        "'{\"max_features\": 0.3}'")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
+    tree_params = _tree_params(parser, args.tree_params)
     data = load_signatures(args.data, layout=args.layout)
     items, writer, genuine = _items_of(data)
     start = time.perf_counter()
@@ -196,12 +248,17 @@ def main(argv=None):
                        flatten_background=args.flatten_background, soften=args.soften)
     out = {"data": str(args.data), "n_images": len(items),
            "flatten_background": args.flatten_background, "soften": args.soften,
-           "run_lengths": args.run_lengths, "descriptor_seconds": time.perf_counter() - start}
+           "run_lengths": args.run_lengths, "tree_params": tree_params,
+           "descriptor_seconds": time.perf_counter() - start}
     print(f"{len(items)} descriptors of {rows.shape[1]} numbers in "
           f"{out['descriptor_seconds']:.0f} s")
-    out["alone"] = alone(rows, writer, genuine, random_state=args.seed)
+    out["alone"] = alone(rows, writer, genuine, random_state=args.seed, tree_params=tree_params)
     for f in out["alone"]:
-        print(f"fold {f['fold']}, descriptors alone: EER {_rates(f)}")
+        print(f"fold {f['fold']}, descriptors alone: EER {_rates(f)}; validation writers: "
+              f"skilled {100 * f['validation_eer_skilled']:.1f} %")
+    means = {key: np.mean([f[key] for f in out["alone"]]) for key in out["alone"][0]}
+    print(f"mean: EER {_rates(means)}; validation writers: skilled "
+          f"{100 * means['validation_eer_skilled']:.2f} %")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")

@@ -20,14 +20,20 @@ _DTYPES = {"feature": np.int64, "threshold": np.float64, "missing_left": np.bool
 _CHUNK = 4096
 
 
-def fit_boosted_trees(features, target, random_state=None):
+#: The classifier's settings: 300 trees at learning rate 0.05 (scikit-learn's
+#: early stopping on 10 % of the pairs ends sooner when there are more than
+#: 10,000); the rest are scikit-learn's defaults.
+TREE_SETTINGS = {"max_iter": 300, "learning_rate": 0.05}
+
+
+def fit_boosted_trees(features, target, random_state=None, **settings):
     """Fit the classifier (target 1: genuine pair) and return it as :class:`BoostedTrees`.
 
-    300 trees at learning rate 0.05 (scikit-learn's early stopping on 10 % of
-    the pairs ends sooner when there are more than 10,000); NaN features
-    (a blank image) are missing values.
+    :data:`TREE_SETTINGS`, which ``settings`` (any
+    :class:`~sklearn.ensemble.HistGradientBoostingClassifier` parameters) override
+    or extend; NaN features (a blank image) are missing values.
     """
-    model = HistGradientBoostingClassifier(max_iter=300, learning_rate=0.05,
+    model = HistGradientBoostingClassifier(**{**TREE_SETTINGS, **settings},
                                            random_state=random_state)
     return BoostedTrees.from_classifier(model.fit(features, target))
 

@@ -1,6 +1,7 @@
 """bench/stroke_cues.py: the ink masks of its two checks, and the descriptors alone."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -83,6 +84,10 @@ def test_descriptors_alone_tell_synthetic_forgeries(stroke_cues, data, rows):
     # Chance is 50 %; the synthetic forgers change the shape, which the descriptors see.
     assert np.mean([f["eer_skilled"] for f in folds]) < 0.25
     assert np.mean([f["eer_random"] for f in folds]) < 0.25
+    # The validation writers are training writers: another figure, also above chance.
+    assert np.mean([f["validation_eer_skilled"] for f in folds]) < 0.4
+    one_tree = stroke_cues.alone(rows, writer, genuine, n_splits=3, tree_params={"max_iter": 1})
+    assert [f["eer_skilled"] for f in one_tree] != [f["eer_skilled"] for f in folds]
 
 
 def test_main_writes_the_descriptors_alone(stroke_cues, tmp_path, capsys):
@@ -91,7 +96,23 @@ def test_main_writes_the_descriptors_alone(stroke_cues, tmp_path, capsys):
     stroke_cues.main([str(folder), "--out", str(out)])
     written = json.loads(out.read_text())
     assert written["n_images"] == 5 * 7 and len(written["alone"]) == 5
-    assert "descriptors alone" in capsys.readouterr().out
+    assert written["tree_params"] == {}
+    printed = capsys.readouterr().out
+    assert "descriptors alone" in printed and "validation writers: skilled" in printed
+    assert all(0 <= f["validation_eer_skilled"] <= 1 for f in written["alone"])
+
+
+def test_main_takes_tree_params_and_names_a_wrong_one(stroke_cues, tmp_path, capsys):
+    folder = write_signature_folder(tmp_path / "data", random_state=1, n_writers=5)
+    out = tmp_path / "strokes.json"
+    stroke_cues.main([str(folder), "--tree-params", '{"max_leaf_nodes": 4}', "--out", str(out)])
+    assert json.loads(out.read_text())["tree_params"] == {"max_leaf_nodes": 4}
+    for text, message in (('{"max_leafs": 4}', r"\['max_leafs'\] are not settings"),
+                          ('{"random_state": 1}', r"\['random_state'\] are not settings"),
+                          ("[4]", "must be a JSON object"), ("{max", "is not JSON")):
+        with pytest.raises(SystemExit):
+            stroke_cues.main([str(folder), "--tree-params", text])
+        assert re.search(message, capsys.readouterr().err)
 
 
 def test_run_lengths_measure_strokes_and_the_paper_between_them(stroke_cues):

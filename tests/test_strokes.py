@@ -130,3 +130,11 @@ def test_boosted_trees_refuse_other_shapes_and_incomplete_arrays():
         rng.normal(size=(90, 2)), np.repeat([0, 1, 2], 30))
     with pytest.raises(ValueError, match="binary"):
         BoostedTrees.from_classifier(multiclass)
+
+
+def test_boosted_trees_take_other_settings():
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(200, 4)), rng.integers(0, 2, 200)
+    assert fit_boosted_trees(X, y, random_state=0, max_iter=5).n_trees == 5
+    stumps = fit_boosted_trees(X, y, random_state=0, max_depth=1, max_iter=3).as_arrays()
+    assert stumps["is_leaf"].sum() == 2 * 3  # each tree one split, two leaves
