@@ -275,8 +275,9 @@ def cmd_benchmark(args):
         s = result["summary"][name]
         print(f"{name:<20}{cells}   {s['mean']:.4f} +- {s['std']:.4f}")
     env = result["environment"]
-    print(f"device {env['device']} ({env['device_name']}, {env['cpu_capability']}), "
-          f"torch {env['torch']}")
+    simd = ", ".join(env["numpy_simd"] or ["unknown"])
+    print(f"device {env['device']} ({env['device_name']}, {env['cpu_capability']}; numpy "
+          f"{simd}), torch {env['torch']}")
     for path in write_report(result, args.output):
         print(f"Wrote {path}")
     if pretrain is not None:

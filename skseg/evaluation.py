@@ -376,6 +376,15 @@ def _fold_metrics(y, kind, decision, writer=None):
 _REPORTED_LIBRARIES = ("scikit-learn", "skorch", "numpy", "scipy", "torchvision", "pillow")
 
 
+def _numpy_simd():
+    """The SIMD extensions numpy dispatches to on this CPU beyond its baseline, or
+    None where numpy cannot say (before 1.25, no ``show_config(mode="dicts")``)."""
+    try:
+        return list(np.show_config(mode="dicts")["SIMD Extensions"]["found"])
+    except (TypeError, KeyError):
+        return None
+
+
 def _environment(device):
     return {
         "device": device,
@@ -385,6 +394,9 @@ def _environment(device):
         # The vector instructions torch's CPU kernels use (e.g. AVX2, AVX512): they
         # round differently, so one seed trains another network on another kind of CPU.
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        # numpy's too (e.g. X86_V4 for AVX-512): they move the stroke descriptors'
+        # last digits, and with them the stroke term's trees.
+        "numpy_simd": _numpy_simd(),
         "torch": torch.__version__,
         "skseg": __version__,
         "python": platform.python_version(),

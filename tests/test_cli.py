@@ -154,7 +154,11 @@ def test_benchmark_writes_json_and_plots(signature_folder, tmp_path, capsys):
     assert len(report["folds"]) == 2
     assert set(report["summary"]) >= {"eer_skilled", "eer_random", "auc_skilled", "train_seconds"}
     assert (tmp_path / "bench_roc.png").exists() and (tmp_path / "bench_det.png").exists()
-    assert "eer_skilled" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "eer_skilled" in printed
+    # The kernels torch and numpy chose, next to the device: figures compare within one.
+    env = report["environment"]
+    assert f"{env['cpu_capability']}; numpy {', '.join(env['numpy_simd'])})" in printed
 
 
 def test_demo_runs(tmp_path, capsys):

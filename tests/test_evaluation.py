@@ -152,6 +152,16 @@ def test_the_environment_names_the_cpu_kernels_and_the_library_versions():
     assert env["libraries"]["numpy"] == np.__version__
     assert set(env["libraries"]) == {"scikit-learn", "skorch", "numpy", "scipy", "torchvision",
                                      "pillow"}
+    # numpy's own SIMD dispatch moves the stroke descriptors' last digits.
+    assert env["numpy_simd"] == np.show_config(mode="dicts")["SIMD Extensions"]["found"]
+
+
+def test_the_numpy_simd_record_is_none_where_numpy_cannot_say(monkeypatch):
+    def old_show_config():  # numpy before 1.25 took no mode
+        print("config")
+
+    monkeypatch.setattr(np, "show_config", old_show_config)
+    assert _environment("cpu")["numpy_simd"] is None
 
 
 def test_the_default_pretraining_is_the_verifier_with_the_default_schedule():
