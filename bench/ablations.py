@@ -499,6 +499,7 @@ def cohort_norm_verifier(records, cohort_size=400):
             cohort, _ = _images_of(X[train_idx])
             pick = np.sort(check_random_state(0).choice(
                 len(cohort.images), min(cohort_size, len(cohort.images)), replace=False))
+            # Its self-pairs (image k with image k) of the picked rows: those images alone.
             self.cohort_ = _images_of(PairedCanvases(
                 cohort.images, cohort.index[pick], cohort.sizes, cohort.strokes,
                 cohort.masks))[0]
