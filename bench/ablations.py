@@ -771,14 +771,15 @@ def run(data, setting, fold=0, seeds=(0,), n_splits=5, swa_start=10, synthetic_w
     return out
 
 
-def _json_params(parser, option, text):
-    """``option``'s verifier parameters, or the parser's error naming it."""
+def json_params(parser, option, text, what="verifier parameters"):
+    """``option``'s parameters (a JSON object of ``what``), or the parser's error
+    naming it (bench/stroke_cues.py's ``--tree-params`` too)."""
     try:
         params = json.loads(text)
     except json.JSONDecodeError as error:
         parser.error(f"{option} is not JSON ({error}): {text!r}")
     if not isinstance(params, dict):
-        parser.error(f"{option} must be a JSON object of verifier parameters; got {text!r}")
+        parser.error(f"{option} must be a JSON object of {what}; got {text!r}")
     return params
 
 
@@ -819,8 +820,8 @@ def main(argv=None):
     parser.add_argument("--params", default="{}", help="verifier parameters as JSON")
     parser.add_argument("--out", default=None, help="JSON file for the results")
     args = parser.parse_args(argv)
-    params = _json_params(parser, "--params", args.params)
-    pretrain_params = _json_params(parser, "--pretrain-params", args.pretrain_params)
+    params = json_params(parser, "--params", args.params)
+    pretrain_params = json_params(parser, "--pretrain-params", args.pretrain_params)
     data = load_signatures(args.data, layout=args.layout)
     pretrain_data = None
     if args.pretrain_data is not None:  # the other corpus may be laid out otherwise

@@ -41,6 +41,7 @@ Usage::
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -58,6 +59,10 @@ from skseg.evaluation import _ALL_PAIRS, _fold_metrics, _pairs_of
 from skseg._pairs import descriptor_differences
 from skseg.preprocessing import _blurred_threshold, _flatten, _ink_bounds, _ink_mask
 from skseg.strokes import _descriptor_and_stroke_mask, stroke_descriptor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/ is no package
+# One reading of a JSON option for every bench script.
+from ablations import json_params  # noqa: E402
 
 #: Run-length classes of :func:`run_length_histograms`: 1, 2-3, 4-7, ... and 128
 #: pixels or more (log2 of the length); 8 histograms of them.
@@ -205,12 +210,7 @@ def _tree_params(parser, text):
     """``--tree-params`` as a dict, or the parser's error naming what is wrong."""
     if text is None:
         return {}
-    try:
-        params = json.loads(text)
-    except json.JSONDecodeError as error:
-        parser.error(f"--tree-params is not JSON ({error}): {text!r}")
-    if not isinstance(params, dict):
-        parser.error(f"--tree-params must be a JSON object; got {text!r}")
+    params = json_params(parser, "--tree-params", text, what="classifier settings")
     known = HistGradientBoostingClassifier().get_params()
     unknown = sorted(key for key in params if key not in known or key == "random_state")
     if unknown:
